@@ -1,0 +1,38 @@
+# Every target creates .venv and installs what is missing on first use.
+PYTHON      ?= python3.11
+VENV        ?= .venv
+PY          := $(VENV)/bin/python
+# CPU wheels by default; on a GPU machine: make run TORCH_SPEC="torch==2.13.0 torchcodec==0.14.0"
+TORCH_SPEC  ?= torch==2.13.0 torchcodec==0.13.0
+PIPELINE_ARGS ?= --runner=DirectRunner
+STAMP       := $(VENV)/.installed
+
+.PHONY: run test bench clean system-deps
+run: $(STAMP)
+	$(PY) -m pipeline.run $(PIPELINE_ARGS)
+
+test: $(STAMP)
+	$(PY) -m pytest -q tests --ignore=tests/benchmarks
+
+bench: $(STAMP)
+	$(PY) -m pytest -q -s tests/benchmarks
+
+system-deps:
+	@if ! command -v ffmpeg >/dev/null 2>&1 || ! ldconfig -p | grep -q 'libavcodec.so.59'; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "Installing Debian ffmpeg (torchcodec links its FFmpeg libraries)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null; \
+	  else \
+	    echo "ffmpeg (with its FFmpeg 5 libraries) is required: install it with your package manager (Debian: apt-get install ffmpeg)" >&2; exit 1; \
+	  fi; \
+	fi
+
+$(STAMP): pyproject.toml Makefile | system-deps
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q $(TORCH_SPEC)
+	$(PY) -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+clean:
+	rm -rf $(VENV) runs/demo runs/bench

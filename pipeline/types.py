@@ -1,0 +1,102 @@
+"""Typed records that flow between pipeline stages.
+
+Every input item ends as exactly one table row or one :class:`Failure`; stages return either
+their next record or a ``Failure`` and never raise for bad data.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One input item that did not make it into a table, with the reason."""
+
+    item_id: str
+    stage: str
+    error_type: str
+    message: str
+    attempts: int = 1
+    kind: str = "song"  # song | clip | image | pair | row
+
+
+@dataclass(frozen=True)
+class VACurve:
+    """Per-song valence/arousal samples already mapped to [0, 1].
+
+    ``times_s[i]`` is the time of sample ``i`` in the song; the annotated span is
+    ``[times_s[0], times_s[-1] + period_s)``.
+    """
+
+    times_s: tuple[float, ...]
+    valence: tuple[float, ...]
+    arousal: tuple[float, ...]
+    period_s: float = 0.5
+
+    @property
+    def span(self) -> tuple[float, float]:
+        return self.times_s[0], self.times_s[-1] + self.period_s
+
+
+@dataclass(frozen=True)
+class SongTask:
+    """One song (or one already-cut clip) to fetch, decode and cut.
+
+    ``uri`` is an http(s)/file URL (fetched through the downloader and cached) or a local path
+    (read in place). VA comes from ``va_curve`` when given, else from ``static_va``.
+    """
+
+    song_id: str
+    source: str
+    uri: str
+    license: str = "unknown"
+    va_curve: VACurve | None = None
+    static_va: tuple[float, float] | None = None  # (valence, arousal) in [0, 1]
+    static_va_std: tuple[float, float] | None = None
+    start_s: float | None = None  # time range of the song to use (manifest)
+    end_s: float | None = None
+    clip_id: str | None = None  # set for already-cut clips: the whole file is this one clip
+    caption: str | None = None  # a caption given by the source (clips CSV)
+
+
+@dataclass(frozen=True)
+class ImageTask:
+    """One image to fetch, validate and write; VA already mapped to [0, 1]."""
+
+    image_id: str
+    source: str
+    uri: str
+    valence: float
+    arousal: float
+
+
+@dataclass(frozen=True)
+class PairTask:
+    """One music-image pair with its matching score; ``split`` None means derive from the clip."""
+
+    music_clip_id: str
+    image_id: str
+    score: float
+    split: str | None = None
+
+
+@dataclass
+class Clip:
+    """A cut clip before captioning: audio plus labels and descriptors."""
+
+    clip_id: str
+    song_id: str
+    source: str
+    start_s: float
+    end_s: float
+    samples: Any  # np.ndarray float32 mono
+    sample_rate: int
+    valence: float
+    arousal: float
+    valence_std: float
+    arousal_std: float
+    license: str
+    descriptors: dict[str, Any] = field(default_factory=dict)
+    caption: str | None = None
+    captioner: str | None = None
