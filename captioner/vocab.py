@@ -1,0 +1,32 @@
+"""Shared musical vocabulary: the words captions use for measured quantities and VA.
+
+The descriptor template writes with these words and the grounding check reads captions with
+the same words, so what a caption may claim is defined once.
+"""
+from __future__ import annotations
+
+# (upper bound in BPM, word); the first band whose bound exceeds the tempo names it.
+TEMPO_BANDS = ((76.0, "slow"), (108.0, "moderate"), (132.0, "lively"), (float("inf"), "fast"))
+
+# Mood words per VA quadrant: (high valence?, high arousal?) -> words.
+QUADRANT_MOODS = {
+    (True, True): ("joyful", "energetic", "exuberant"),
+    (True, False): ("calm", "warm", "serene"),
+    (False, True): ("tense", "aggressive", "agitated"),
+    (False, False): ("sad", "melancholic", "gloomy"),
+}
+
+
+def tempo_word(bpm: float) -> str:
+    """The tempo band word for ``bpm``."""
+    return next(word for bound, word in TEMPO_BANDS if bpm < bound)
+
+
+def mood_words(valence: float, arousal: float) -> tuple[str, ...]:
+    """Mood words of the VA quadrant (split at 0.5 on both axes)."""
+    return QUADRANT_MOODS[(valence >= 0.5, arousal >= 0.5)]
+
+
+def level_word(x: float, low: float, high: float, words: tuple[str, str, str]) -> str:
+    """Name ``x`` low / mid / high against two thresholds."""
+    return words[0] if x < low else words[2] if x >= high else words[1]

@@ -1,0 +1,112 @@
+"""The Beam graph: sources' items in, shard files and a failures file out."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+
+import apache_beam as beam
+
+from captioner.base import CaptionerConfig
+from pipeline import stages
+from pipeline.download import DownloadOptions
+from pipeline.song import CutOptions
+from pipeline.sources.base import SourceItems
+from pipeline.sources.pairs import filter_pairs, score_pairs_from_va
+from pipeline.types import Failure, PairTask
+from pipeline.writer import WriteFailures, WriteTables, gather, join, split_by, write_atomic
+
+MANIFEST = "_manifest.json"  # written last by the pipeline: which shards this run produced
+
+
+@dataclass(frozen=True)
+class GraphConfig:
+    """Everything the workers need, picklable."""
+
+    output: str
+    cut: CutOptions
+    download: DownloadOptions
+    captioner: CaptionerConfig
+    caption_batch_size: int
+    pairs_per_clip: int
+    seed: int
+    max_shard_bytes: int
+    progress_dir: str | None
+
+
+def build(p: beam.Pipeline, items: SourceItems, cfg: GraphConfig) -> None:
+    """Add the whole IMEMNet-C graph to ``p``."""
+    song_failures, clips = split_by(
+        p
+        | "Songs" >> beam.Create(items.songs)
+        | "Cut" >> beam.ParDo(stages.SongsToClips(cfg.cut, cfg.download, cfg.progress_dir)),
+        is_failure, "CutOut")
+    caption_failures, captioned = split_by(
+        clips | "Caption" >> beam.ParDo(stages.CaptionClips(cfg.captioner, cfg.caption_batch_size)),
+        is_failure, "CaptionOut")
+    music = captioned | "MusicRow" >> beam.Map(stages.music_row)
+    image_failures, image_rows = split_by(
+        p
+        | "Images" >> beam.Create(items.images)
+        | "Image" >> beam.ParDo(stages.ImagesToRows(cfg.download, cfg.progress_dir)),
+        is_failure, "ImageOut")
+    pairs, pair_failures = _pairs(p, items.pairs, music, image_rows, cfg)
+    rows = (music, image_rows, pairs) | "AllRows" >> beam.Flatten()
+    shards = rows | "Write" >> WriteTables(cfg.output, cfg.max_shard_bytes)
+    failures = (
+        p | "SourceFailures" >> beam.Create(items.failures),
+        song_failures, caption_failures, image_failures, pair_failures,
+    ) | "AllFailures" >> beam.Flatten()
+    n_failures = failures | "WriteFailures" >> WriteFailures(cfg.output)
+    seconds = music | "ClipSeconds" >> beam.Map(lambda tr: float(tr[1]["end_s"] - tr[1]["start_s"]))
+    facts = (
+        shards | "TagShards" >> beam.Map(lambda s: ("shard", s)),
+        seconds | "TagSeconds" >> beam.Map(lambda x: ("seconds", x)),
+        n_failures | "TagFailures" >> beam.Map(lambda n: ("failures", n)),
+    ) | "AllFacts" >> beam.Flatten()
+    gather(facts, "Facts") | "Manifest" >> beam.Map(_write_manifest, cfg.output)
+
+
+def is_failure(x) -> bool:
+    return isinstance(x, Failure)
+
+
+def _write_manifest(facts, output):
+    """The run's own record of what it wrote; the launcher reads it to clean up and summarise."""
+    shards = [v for k, v in facts if k == "shard"]
+    body = {
+        "shards": sorted((s.__dict__ for s in shards), key=lambda d: d["path"]),
+        "clip_audio_seconds": round(sum(v for k, v in facts if k == "seconds"), 3),
+        "failures": sum(v for k, v in facts if k == "failures"),
+    }
+    write_atomic(join(output, MANIFEST), json.dumps(body, indent=1).encode())
+
+
+def _pairs(p, given: list[PairTask], music, image_rows, cfg: GraphConfig):
+    """Pairs from matching files (checked against the written ids), else scored from VA.
+
+    Only ids, splits and VA meet in one place: small even for the full IMEMNet-C.
+    """
+    info = lambda kind, key: lambda tr: (kind, tr[1][key], tr[1]["split"], tr[1]["valence"], tr[1]["arousal"])  # noqa: E731
+    known = (
+        music | "ClipInfo" >> beam.Map(info("clip", "clip_id")),
+        image_rows | "ImageInfo" >> beam.Map(info("image", "image_id")),
+    ) | "AllInfo" >> beam.Flatten()
+    if given:
+        decided = gather(known, "Known") | "CheckPairs" >> beam.FlatMap(_check_pairs, given)
+    elif cfg.pairs_per_clip > 0:
+        per_clip, seed = cfg.pairs_per_clip, cfg.seed
+        decided = gather(known, "Known") | "ScorePairs" >> beam.FlatMap(
+            lambda xs: score_pairs_from_va([x[1:] for x in xs if x[0] == "clip"],
+                                           [x[1:] for x in xs if x[0] == "image"], per_clip, seed))
+    else:
+        decided = p | "NoPairs" >> beam.Create([])
+    failures, kept = split_by(decided, is_failure, "PairOut")
+    return kept | "PairRow" >> beam.Map(stages.pair_row), failures
+
+
+def _check_pairs(known, given: list[PairTask]):
+    clip_split = {x[1]: x[2] for x in known if x[0] == "clip"}
+    kept, failures = filter_pairs(given, clip_split, {x[1] for x in known if x[0] == "image"})
+    yield from failures
+    for pair in kept:
+        yield replace(pair, split=pair.split or clip_split[pair.music_clip_id])

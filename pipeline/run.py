@@ -1,0 +1,122 @@
+"""``python -m pipeline.run``: build IMEMNet-C with Apache Beam and print what happened."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import asdict
+
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from captioner.base import CaptionerConfig
+from pipeline import graph, summary
+from pipeline.beam_options import beam_options
+from pipeline.download import DownloadOptions
+from pipeline.options import build_parser
+from pipeline.progress import ProgressBars
+from pipeline.song import CutOptions
+from pipeline.sources.base import SONG_SOURCES, SourceItems
+from pipeline.writer import dataset_readme, join, write_atomic
+
+log = logging.getLogger("pipeline")
+
+
+def collect_items(opts: argparse.Namespace) -> SourceItems:
+    """Ask the chosen song source, the image CSV and the matching files for their items."""
+    from pipeline.sources.images import image_items
+    from pipeline.sources.pairs import read_matching_file
+
+    items = SONG_SOURCES[opts.source](opts).items()
+    if opts.images_csv:
+        items.extend(image_items(opts))
+    for split, path in opts.matching_file:
+        items.extend(read_matching_file(path, split))
+    return items
+
+
+def graph_config(opts: argparse.Namespace, progress_dir: str | None) -> graph.GraphConfig:
+    """The picklable settings the workers need, from the parsed flags."""
+    return graph.GraphConfig(
+        output=opts.output,
+        cut=CutOptions(opts.sample_rate, opts.clip_seconds, opts.hop_seconds, opts.annotated_only, opts.max_song_seconds),
+        download=DownloadOptions(
+            cache_dir=os.path.abspath(os.path.join(opts.cache_dir, "downloads")),
+            timeout_s=opts.download_timeout, retries=opts.download_retries, backoff_s=opts.retry_backoff,
+            max_per_host=opts.max_per_host, min_interval_per_host_s=opts.min_interval_per_host,
+            cookies_file=opts.cookies,
+        ),
+        captioner=CaptionerConfig(backend=opts.captioner),
+        caption_batch_size=opts.caption_batch_size,
+        pairs_per_clip=opts.pairs_per_clip,
+        seed=opts.seed,
+        max_shard_bytes=opts.max_shard_mb << 20,
+        progress_dir=progress_dir,
+    )
+
+
+def execute(po: PipelineOptions, items: SourceItems, cfg: graph.GraphConfig, show_progress: bool):
+    """Run the graph to completion; returns the Beam result."""
+    p = beam.Pipeline(options=po)
+    graph.build(p, items, cfg)
+    totals = {"songs": len(items.songs), "images": len(items.images)}
+    if show_progress and cfg.progress_dir:
+        with ProgressBars(cfg.progress_dir, totals):
+            result = p.run()
+            result.wait_until_finish()
+    else:
+        result = p.run()
+        result.wait_until_finish()
+    return result
+
+
+def finalize(output: str) -> dict:
+    """Drop shards of earlier runs that this run did not write; write the dataset README."""
+    with FileSystems.open(join(output, graph.MANIFEST)) as fh:
+        manifest = json.loads(fh.read())
+    keep = {join(output, s["path"]) for s in manifest["shards"]}
+    found = FileSystems.match([join(output, "data/*/*.parquet")])[0].metadata_list
+    stale = [m.path for m in found if m.path not in keep]
+    if stale:
+        FileSystems.delete(stale)
+    shards = [summary.shard_from_dict(s) for s in manifest["shards"]]
+    write_atomic(join(output, "README.md"), dataset_readme(shards).encode())
+    return manifest
+
+
+def run(argv: list[str] | None = None) -> summary.RunSummary:
+    """Parse flags, run the pipeline, write README.md and run.json, return the summary."""
+    opts, beam_args = build_parser().parse_known_args(argv)
+    t0 = time.time()
+    items = collect_items(opts)
+    log.info("listed %d songs, %d images, %d pairs, %d rejected rows",
+             len(items.songs), len(items.images), len(items.pairs), len(items.failures))
+    po = beam_options(beam_args)
+    local = FileSystems.get_scheme(opts.output) is None
+    progress_dir = os.path.join(tempfile.gettempdir(), f"imemnet-progress-{uuid.uuid4().hex}") if local else None
+    cfg = graph_config(opts, progress_dir)
+    result = execute(po, items, cfg, show_progress=not opts.no_progress and local)
+    manifest = finalize(opts.output)
+    s = summary.build_summary(opts, po, items, manifest, result, time.time() - t0)
+    write_atomic(join(opts.output, "run.json"), json.dumps(asdict(s), indent=2, default=str).encode())
+    return s
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console entry point: run and print the summary."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("apache_beam", "root"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    s = run(argv)
+    print(summary.render(s))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

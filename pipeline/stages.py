@@ -1,0 +1,189 @@
+"""Beam stages: thin DoFns around the plain functions; they emit records and Failures alike.
+
+Heavy state (downloader, captioner model) is built once per worker in ``setup``. An unexpected
+exception on one item becomes a failure row with its type and is logged with the traceback;
+the run goes on.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import replace
+from typing import Any, Iterable, Iterator
+
+import apache_beam as beam
+from apache_beam.metrics import Metrics
+
+from captioner.base import CaptionerConfig, ClipForCaption, build
+from pipeline import progress
+from pipeline.audio import encode_flac
+from pipeline.download import DownloadError, DownloadOptions, Downloader
+from pipeline.ids import split_of
+from pipeline.images import ImageError, process_image
+from pipeline.song import CutOptions, process_song
+from pipeline.types import Clip, Failure, ImageTask, PairTask, SongTask
+
+log = logging.getLogger(__name__)
+NAMESPACE = "imemnet_c"
+
+
+def _internal(item_id: str, stage: str, kind: str, exc: BaseException) -> Failure:
+    """A bug or an unforeseen input: keep the item as a failure and the traceback in the log."""
+    log.exception("unexpected error in stage %s on %s", stage, item_id)
+    return Failure(item_id, stage, f"internal:{type(exc).__name__}", str(exc)[:500], 1, kind)
+
+
+class _Counted(beam.DoFn):
+    """Counts items in and failures out of a stage in Beam metrics."""
+
+    stage = "stage"
+
+    def __init__(self):
+        super().__init__()
+        self.items_in = Metrics.counter(NAMESPACE, f"{self.stage}_in")
+        self.items_failed = Metrics.counter(NAMESPACE, f"{self.stage}_failed")
+        self.items_out = Metrics.counter(NAMESPACE, f"{self.stage}_out")
+        self.seconds = Metrics.distribution(NAMESPACE, f"{self.stage}_ms")
+
+    def emit(self, items: Iterable[Any]) -> Iterator[Any]:
+        for it in items:
+            (self.items_failed if isinstance(it, Failure) else self.items_out).inc()
+            yield it
+
+
+class SongsToClips(_Counted):
+    """SongTask → one list of its labelled, described clips (one analysis per song), or Failures.
+
+    A song's clips travel together so the captioner gets them as a batch without BatchElements,
+    whose last batch DaskRunner drops (it ignores finish_bundle output).
+    """
+
+    stage = "songs"
+
+    def __init__(self, cut: CutOptions, download: DownloadOptions, progress_dir: str | None):
+        super().__init__()
+        self.cut, self.download, self.progress_dir = cut, download, progress_dir
+        self.audio_seconds = Metrics.counter(NAMESPACE, "clip_audio_seconds")
+
+    def setup(self):
+        self.downloader = Downloader(self.download)
+
+    def process(self, task: SongTask):
+        self.items_in.inc()
+        t0 = time.perf_counter()
+        try:
+            out = list(process_song(task, self.downloader, self.cut))
+        except Exception as e:  # noqa: BLE001 - recorded as a failure row and logged with traceback
+            out = [_internal(task.clip_id or task.song_id, "songs", "song", e)]
+        self.seconds.update(int((time.perf_counter() - t0) * 1000))
+        clips = [c for c in out if isinstance(c, Clip)]
+        self.audio_seconds.inc(int(round(sum(c.end_s - c.start_s for c in clips))))
+        yield from self.emit(c for c in out if isinstance(c, Failure))
+        if clips:
+            self.items_out.inc(len(clips))
+            yield clips
+        progress.mark(self.progress_dir, "songs", task.song_id if task.clip_id is None else task.clip_id)
+
+
+class CaptionClips(_Counted):
+    """A song's clips → clips with captions, ``batch_size`` per captioner call; rejects → failures."""
+
+    stage = "caption"
+
+    def __init__(self, config: CaptionerConfig, batch_size: int):
+        super().__init__()
+        self.config, self.batch_size = config, batch_size
+
+    def setup(self):
+        self.captioner = build(self.config)
+
+    def process(self, clips: list[Clip]):
+        for i in range(0, len(clips), self.batch_size):
+            yield from self._batch(clips[i:i + self.batch_size])
+
+    def _batch(self, batch: list[Clip]):
+        self.items_in.inc(len(batch))
+        todo = [c for c in batch if not c.caption]
+        given = [replace(c, captioner="source") for c in batch if c.caption]
+        t0 = time.perf_counter()
+        try:
+            results = self.captioner.caption([
+                ClipForCaption(c.clip_id, c.samples, c.sample_rate, c.descriptors, c.valence, c.arousal)
+                for c in todo
+            ])
+        except Exception as e:  # noqa: BLE001 - one bad batch must not stop the run
+            results = None
+            out: list[Any] = given + [_internal(c.clip_id, "caption", "clip", e) for c in todo]
+        self.seconds.update(int((time.perf_counter() - t0) * 1000))
+        if results is not None:
+            out = given + [_with_caption(c, r) for c, r in zip(todo, results)]
+        yield from self.emit(out)
+
+
+def _with_caption(clip: Clip, r) -> Clip | Failure:
+    if r.text is None:
+        return Failure(clip.clip_id, "caption", r.error_type or "rejected", r.message or "", r.attempts, "clip")
+    return replace(clip, caption=r.text, captioner=r.captioner)
+
+
+def music_row(clip: Clip) -> tuple[str, dict[str, Any]]:
+    """A captioned clip as a `music` table row (audio stored as FLAC bytes)."""
+    return "music", {
+        "clip_id": clip.clip_id,
+        "song_id": clip.song_id,
+        "source": clip.source,
+        "start_s": clip.start_s,
+        "end_s": clip.end_s,
+        "audio": {"bytes": encode_flac(clip.samples, clip.sample_rate), "path": f"{clip.clip_id}.flac"},
+        "valence": clip.valence,
+        "arousal": clip.arousal,
+        "valence_std": clip.valence_std,
+        "arousal_std": clip.arousal_std,
+        "caption": clip.caption,
+        "captioner": clip.captioner,
+        "descriptors": clip.descriptors,
+        "license": clip.license,
+        "split": split_of(clip.song_id),
+    }
+
+
+class ImagesToRows(_Counted):
+    """ImageTask → `images` table row (fetched when remote, validated, normalised)."""
+
+    stage = "images"
+
+    def __init__(self, download: DownloadOptions, progress_dir: str | None):
+        super().__init__()
+        self.download, self.progress_dir = download, progress_dir
+
+    def setup(self):
+        self.downloader = Downloader(self.download)
+
+    def process(self, task: ImageTask):
+        self.items_in.inc()
+        yield from self.emit([self._one(task)])
+        progress.mark(self.progress_dir, "images", task.image_id)
+
+    def _one(self, task: ImageTask):
+        try:
+            path = self.downloader.fetch(task.uri).path
+            rec = process_image(task, path)
+        except DownloadError as e:
+            return Failure(task.image_id, "image_download", e.error_type, str(e), e.attempts, "image")
+        except ImageError as e:
+            return Failure(task.image_id, "image_decode", e.error_type, str(e), 1, "image")
+        except Exception as e:  # noqa: BLE001 - recorded and logged
+            return _internal(task.image_id, "images", "image", e)
+        return "images", {
+            "image_id": rec.image_id,
+            "image": {"bytes": rec.data, "path": rec.path},
+            "source": rec.source,
+            "valence": rec.valence,
+            "arousal": rec.arousal,
+            "split": split_of(rec.image_id),
+        }
+
+
+def pair_row(p: PairTask) -> tuple[str, dict[str, Any]]:
+    """A pair (its split decided) as a `pairs` row."""
+    return "pairs", {"music_clip_id": p.music_clip_id, "image_id": p.image_id, "score": p.score, "split": p.split}

@@ -1,0 +1,126 @@
+"""What a run did, for the console and for ``run.json``."""
+from __future__ import annotations
+
+import argparse
+import collections
+import importlib.metadata
+import logging
+import platform
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow.parquet as pq
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.metrics.metric import MetricsFilter
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+
+from pipeline.sources.base import SourceItems
+from pipeline.stages import NAMESPACE
+from pipeline.writer import ShardInfo, join
+
+log = logging.getLogger(__name__)
+VERSIONED = ("apache-beam", "datasets", "librosa", "numpy", "pyarrow", "soundfile", "torch", "torchcodec",
+             "transformers", "yt-dlp", "pillow", "imemnet-c")
+_SECRET_WORDS = ("token", "secret", "password", "key", "cookie", "credential")
+
+
+@dataclass
+class RunSummary:
+    """Counts, failures, timings and provenance of one run."""
+
+    output: str
+    runner: str
+    wall_s: float
+    listed: dict[str, int]
+    rows: dict[str, dict[str, int]]
+    failures_by_reason: dict[str, int]
+    failures_total: int
+    clip_audio_hours: float
+    stage_counters: dict[str, int] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
+    beam_options: dict[str, Any] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+    python: str = platform.python_version()
+    next_command: str = ""
+
+
+def shard_from_dict(d: dict) -> ShardInfo:
+    return ShardInfo(**d)
+
+
+def _sanitised(d: dict[str, Any]) -> dict[str, Any]:
+    """Options with anything secret-looking replaced by whether it was set."""
+    return {k: ("<set>" if v and any(w in k.lower() for w in _SECRET_WORDS) else v) for k, v in d.items()}
+
+
+def _versions() -> dict[str, str]:
+    out = {}
+    for name in VERSIONED:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def _failures_by_reason(output: str) -> collections.Counter:
+    with FileSystems.open(join(output, "failures/failures.parquet")) as fh:
+        t = pq.read_table(fh, columns=["kind", "stage", "error_type"]).to_pylist()
+    return collections.Counter(f"{r['kind']}/{r['stage']}/{r['error_type']}" for r in t)
+
+
+def _counters(result) -> dict[str, int]:
+    """Beam counters of our namespace; runners without metrics support give none."""
+    try:
+        res = result.metrics().query(MetricsFilter().with_namespace(NAMESPACE))
+    except (NotImplementedError, AttributeError) as e:
+        log.info("this runner reports no metrics (%s); counts come from the written files", e)
+        return {}
+    return {c.key.metric.name: int(c.committed or c.attempted or 0) for c in res["counters"]}
+
+
+def build_summary(opts: argparse.Namespace, po: PipelineOptions, items: SourceItems, manifest: dict,
+                  result, wall_s: float) -> RunSummary:
+    """Assemble the summary from the run's manifest, failures file and metrics."""
+    rows: dict[str, dict[str, int]] = {}
+    for s in manifest["shards"]:
+        rows.setdefault(s["table"], collections.Counter())[s["split"]] += s["rows"]
+    reasons = _failures_by_reason(opts.output)
+    beam_opts = {k: v for k, v in po.get_all_options(drop_default=True).items()}
+    return RunSummary(
+        output=opts.output,
+        runner=str(po.view_as(StandardOptions).runner),
+        wall_s=round(wall_s, 2),
+        listed={"songs": len(items.songs), "images": len(items.images), "pairs": len(items.pairs),
+                "rejected_rows": len(items.failures)},
+        rows={t: dict(c) for t, c in rows.items()},
+        failures_by_reason=dict(sorted(reasons.items())),
+        failures_total=sum(reasons.values()),
+        clip_audio_hours=round(manifest["clip_audio_seconds"] / 3600, 4),
+        stage_counters=_counters(result),
+        options=_sanitised(vars(opts)),
+        beam_options=_sanitised(beam_opts),
+        versions=_versions(),
+        next_command=(f"python -c \"import datasets; print(datasets.load_dataset('{opts.output}', 'music'))\""),
+    )
+
+
+def render(s: RunSummary) -> str:
+    """The end-of-run report printed to the console."""
+    lines = [f"IMEMNet-C run finished in {s.wall_s:.1f} s on {s.runner}", "",
+             "listed: " + ", ".join(f"{v} {k}" for k, v in s.listed.items())]
+    if s.stage_counters:
+        c = s.stage_counters
+        for stage in ("songs", "caption", "images"):
+            if f"{stage}_in" in c:
+                lines.append(f"stage {stage:8s} in {c.get(f'{stage}_in', 0):6d}  out {c.get(f'{stage}_out', 0):6d}  "
+                             f"failed {c.get(f'{stage}_failed', 0):6d}")
+    for table, splits in sorted(s.rows.items()):
+        lines.append(f"{table:7s} rows: " + ", ".join(f"{k} {v}" for k, v in splits.items())
+                     + f" (total {sum(splits.values())})")
+    lines.append(f"clip audio: {s.clip_audio_hours:.3f} h")
+    lines.append(f"failures: {s.failures_total}" + ("" if not s.failures_total else " (kind/stage/reason):"))
+    lines += [f"  {n:6d}  {reason}" for reason, n in s.failures_by_reason.items()]
+    lines += ["", f"output: {s.output}  (data/, failures/failures.parquet, run.json, README.md)",
+              f"next:   {s.next_command}"]
+    return "\n".join(lines)

@@ -1,0 +1,172 @@
+"""pipeline.descriptors: each descriptor measures what it says, on signals whose answer we know."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from dataset_card.schema import DESCRIPTOR_FIELDS
+from pipeline.audio import clip_grid
+from pipeline.descriptors import KEY_NAMES, analyze, clip_descriptors
+from tests import audiogen as g
+
+SR = 22050
+
+
+def describe(x: np.ndarray, sr: int = SR) -> dict:
+    """Descriptors of a whole signal as one clip."""
+    return clip_descriptors(analyze(x, sr), 0.0, len(x) / sr)
+
+
+def _transpose(prog, semitones):
+    return tuple(tuple(n + semitones for n in c) for c in prog)
+
+
+# --- contract ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("make", [
+    lambda: g.music_like_song(10.0, SR),
+    lambda: g.silence(10.0, SR),
+    lambda: g.noise(10.0, SR, amp=1e-5),
+    lambda: g.tone(440.0, 10.0, SR),
+    lambda: np.concatenate([g.silence(5.0, SR), g.click_track(120, 5.0, SR)]),
+], ids=["song", "silence", "faint-noise", "tone", "half-silent"])
+def test_keys_types_and_finite(make):
+    d = describe(make())
+    assert list(d) == list(DESCRIPTOR_FIELDS)
+    for k, kind in DESCRIPTOR_FIELDS.items():
+        if kind == "string":
+            assert type(d[k]) is str
+        else:
+            assert type(d[k]) is float and math.isfinite(d[k]), (k, d[k])
+    assert d["key"] in KEY_NAMES and d["mode"] in ("major", "minor")
+
+
+def test_silence_has_defined_values():
+    d = describe(g.silence(10.0, SR))
+    assert d == {"tempo_bpm": 0.0, "beat_strength": 1.0, "key": "C", "mode": "major",
+                 "key_strength": 0.0, "loudness_db": -100.0, "dynamic_range_db": 0.0,
+                 "brightness": 0.0, "onset_rate": 0.0}
+
+
+# --- rhythm ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bpm", [90.0, 120.0, 140.0])
+def test_click_track_tempo(bpm):
+    d = describe(g.click_track(bpm, 10.0, SR))
+    assert d["tempo_bpm"] == pytest.approx(bpm, rel=0.015)  # no octave error tolerated
+    assert d["beat_strength"] > 3.0  # every beat is a click
+
+
+def test_song_tempo_and_beats():
+    d = describe(g.music_like_song(10.0, SR, bpm=100.0))
+    assert d["tempo_bpm"] == pytest.approx(100.0, rel=0.015)
+    assert d["beat_strength"] > 2.0
+
+
+def test_onset_rate_counts_onsets():
+    slow, fast = describe(g.click_track(120, 10.0, SR)), describe(g.click_track(240, 10.0, SR))
+    assert slow["onset_rate"] == pytest.approx(2.0, abs=0.2)
+    assert fast["onset_rate"] == pytest.approx(4.0, abs=0.3)
+
+
+@pytest.mark.parametrize("make", [lambda: g.noise(10.0, SR), lambda: g.chord((60, 64, 67), 10.0, SR),
+                                  lambda: g.noise(10.0, SR, amp=3e-5)], ids=["noise", "chord", "dither"])
+def test_steady_sounds_have_no_pulse(make):
+    d = describe(make())
+    assert d["onset_rate"] <= 0.2 and d["tempo_bpm"] == 0.0 and d["beat_strength"] == 1.0
+
+
+# --- key ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shift", [0, 2, 7])
+def test_major_progression_key(shift):
+    x = g.progression(_transpose(g.C_MAJOR_PROGRESSION, shift), 1.0, SR, repeats=2)
+    d = describe(x)
+    assert (d["key"], d["mode"]) == (KEY_NAMES[shift], "major")
+    assert d["key_strength"] > 0.7
+
+
+@pytest.mark.parametrize("shift", [0, 4, -2])
+def test_minor_progression_key(shift):
+    x = g.progression(_transpose(g.A_MINOR_PROGRESSION, shift), 1.0, SR, repeats=2)
+    d = describe(x)
+    assert (d["key"], d["mode"]) == (KEY_NAMES[(9 + shift) % 12], "minor")
+    assert d["key_strength"] > 0.6
+
+
+def test_key_survives_detuning():
+    # 30 cents sharp: the song's tuning estimate puts the chroma bins back on the notes
+    x = g.progression(_transpose(g.C_MAJOR_PROGRESSION, 0.3), 1.0, SR, repeats=2)
+    assert (describe(x)["key"], describe(x)["mode"]) == ("C", "major")
+
+
+# --- level and timbre --------------------------------------------------------------------------
+
+
+def test_loudness_is_rms_dbfs():
+    x = g.tone(440.0, 5.0, SR, amp=1.0)
+    assert describe(x)["loudness_db"] == pytest.approx(-3.01, abs=0.05)  # full-scale sine
+
+
+@pytest.mark.parametrize("make", [lambda: g.music_like_song(5.0, SR), lambda: g.noise(5.0, SR)],
+                         ids=["song", "noise"])
+def test_doubling_amplitude_adds_6_db(make):
+    x = make()
+    assert describe(x)["loudness_db"] - describe(0.5 * x)["loudness_db"] == pytest.approx(6.02, abs=0.05)
+
+
+def test_dynamic_range():
+    steady = g.tone(440.0, 10.0, SR, amp=0.5)
+    stepped = np.concatenate([g.tone(440.0, 5.0, SR, amp=0.5), g.tone(440.0, 5.0, SR, amp=0.05)])
+    assert describe(steady)["dynamic_range_db"] < 0.1
+    assert describe(stepped)["dynamic_range_db"] == pytest.approx(20.0, abs=0.5)
+
+
+def test_brightness_follows_upper_harmonics():
+    dull = g.tone(220.0, 5.0, SR, harmonics=1)
+    bright = g.tone(220.0, 5.0, SR, harmonics=20, rolloff=0.9)
+    assert describe(dull)["brightness"] == pytest.approx(220.0, rel=0.02)
+    assert describe(bright)["brightness"] > 2 * describe(dull)["brightness"]
+    assert describe(g.noise(5.0, SR))["brightness"] > describe(bright)["brightness"]
+
+
+# --- one analysis per song ---------------------------------------------------------------------
+
+
+def test_clip_windows_match_clips_analysed_alone():
+    song = g.music_like_song(45.0, 44100, bpm=110.0)
+    a = analyze(song, 44100)
+    for _, start, end in clip_grid(45.0, 10.0, 5 / 3, (15.0, 45.0))[::3]:
+        window = clip_descriptors(a, start, end)
+        alone = describe(song[int(round(start * 44100)):int(round(end * 44100))], 44100)
+        assert window["loudness_db"] == pytest.approx(alone["loudness_db"], abs=0.1)
+        assert window["brightness"] == pytest.approx(alone["brightness"], rel=0.01)
+        assert window["tempo_bpm"] == pytest.approx(alone["tempo_bpm"], rel=0.01)
+        assert (window["key"], window["mode"]) == (alone["key"], alone["mode"])
+        assert window["onset_rate"] == pytest.approx(alone["onset_rate"], abs=0.2)
+
+
+def test_input_rate_does_not_change_descriptors():
+    # the same band-limited music made at 44.1 and 22.05 kHz: analyze() resamples the former
+    def make(sr):
+        return g.progression(g.C_MAJOR_PROGRESSION, 2.0, sr, amp=0.3) + g.click_track(120, 8.0, sr, amp=0.3)
+
+    d44, d22 = describe(make(44100), 44100), describe(make(SR), SR)
+    for k in ("loudness_db", "dynamic_range_db"):
+        assert d44[k] == pytest.approx(d22[k], abs=0.2)
+    for k in ("tempo_bpm", "brightness", "onset_rate"):
+        assert d44[k] == pytest.approx(d22[k], rel=0.02)
+    assert (d44["key"], d44["mode"]) == (d22["key"], d22["mode"]) == ("C", "major")
+
+
+def test_bad_inputs():
+    a = analyze(g.tone(440.0, 5.0, SR), SR)
+    with pytest.raises(ValueError, match="no frames"):
+        clip_descriptors(a, 10.0, 20.0)
+    with pytest.raises(ValueError, match="empty"):
+        analyze(np.zeros(0, np.float32), SR)
