@@ -14,8 +14,10 @@ run: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q tests --ignore=tests/benchmarks
 
+# One thread per process: the figures are per core, parallelism comes from workers only.
 bench: $(STAMP)
-	$(PY) -m pytest -q -s tests/benchmarks
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 NUMBA_NUM_THREADS=1 \
+	  $(PY) -m pytest -q -s -p no:cacheprovider -o python_files='bench_*.py' tests/benchmarks
 
 system-deps:
 	@if ! command -v ffmpeg >/dev/null 2>&1 || ! ldconfig -p | grep -q 'libavcodec.so.59'; then \

@@ -43,11 +43,11 @@ def build(p: beam.Pipeline, items: SourceItems, cfg: GraphConfig) -> None:
     caption_failures, captioned = split_by(
         clips | "Caption" >> beam.ParDo(stages.CaptionClips(cfg.captioner, cfg.caption_batch_size)),
         is_failure, "CaptionOut")
-    music = captioned | "MusicRow" >> beam.Map(stages.music_row)
+    music = captioned | "MusicRow" >> beam.Map(stages.music_row, cfg.output)
     image_failures, image_rows = split_by(
         p
         | "Images" >> beam.Create(items.images)
-        | "Image" >> beam.ParDo(stages.ImagesToRows(cfg.download, cfg.progress_dir)),
+        | "Image" >> beam.ParDo(stages.ImagesToRows(cfg.download, cfg.output, cfg.progress_dir)),
         is_failure, "ImageOut")
     pairs, pair_failures = _pairs(p, items.pairs, music, image_rows, cfg)
     rows = (music, image_rows, pairs) | "AllRows" >> beam.Flatten()

@@ -23,7 +23,7 @@ from pipeline.options import build_parser
 from pipeline.progress import ProgressBars
 from pipeline.song import CutOptions
 from pipeline.sources.base import SONG_SOURCES, SourceItems
-from pipeline.writer import dataset_readme, join, write_atomic
+from pipeline.writer import STAGING_DIR, dataset_readme, join, write_atomic
 
 log = logging.getLogger("pipeline")
 
@@ -77,7 +77,7 @@ def execute(po: PipelineOptions, items: SourceItems, cfg: graph.GraphConfig, sho
 
 
 def finalize(output: str) -> dict:
-    """Drop shards of earlier runs that this run did not write; write the dataset README."""
+    """Drop staged media and shards of earlier runs that this run did not write; write the README."""
     with FileSystems.open(join(output, graph.MANIFEST)) as fh:
         manifest = json.loads(fh.read())
     keep = {join(output, s["path"]) for s in manifest["shards"]}
@@ -85,6 +85,9 @@ def finalize(output: str) -> dict:
     stale = [m.path for m in found if m.path not in keep]
     if stale:
         FileSystems.delete(stale)
+    staging = join(output, STAGING_DIR)
+    if FileSystems.exists(staging):
+        FileSystems.delete([staging])
     shards = [summary.shard_from_dict(s) for s in manifest["shards"]]
     write_atomic(join(output, "README.md"), dataset_readme(shards).encode())
     return manifest

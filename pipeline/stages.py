@@ -22,6 +22,7 @@ from pipeline.ids import split_of
 from pipeline.images import ImageError, process_image
 from pipeline.song import CutOptions, process_song
 from pipeline.types import Clip, Failure, ImageTask, PairTask, SongTask
+from pipeline.writer import stage_media
 
 log = logging.getLogger(__name__)
 NAMESPACE = "imemnet_c"
@@ -126,15 +127,21 @@ def _with_caption(clip: Clip, r) -> Clip | Failure:
     return replace(clip, caption=r.text, captioner=r.captioner)
 
 
-def music_row(clip: Clip) -> tuple[str, dict[str, Any]]:
-    """A captioned clip as a `music` table row (audio stored as FLAC bytes)."""
-    return "music", {
+def music_row(clip: Clip, output: str) -> tuple[str, dict[str, Any]]:
+    """A captioned clip as a `music` table row; its FLAC bytes go to the staging area."""
+    flac = encode_flac(clip.samples, clip.sample_rate)
+    return "music", stage_media(output, "music", music_record(clip), "audio", flac)
+
+
+def music_record(clip: Clip) -> dict[str, Any]:
+    """The `music` row of a captioned clip, audio bytes not yet filled in."""
+    return {
         "clip_id": clip.clip_id,
         "song_id": clip.song_id,
         "source": clip.source,
         "start_s": clip.start_s,
         "end_s": clip.end_s,
-        "audio": {"bytes": encode_flac(clip.samples, clip.sample_rate), "path": f"{clip.clip_id}.flac"},
+        "audio": {"bytes": None, "path": f"{clip.clip_id}.flac"},
         "valence": clip.valence,
         "arousal": clip.arousal,
         "valence_std": clip.valence_std,
@@ -152,9 +159,9 @@ class ImagesToRows(_Counted):
 
     stage = "images"
 
-    def __init__(self, download: DownloadOptions, progress_dir: str | None):
+    def __init__(self, download: DownloadOptions, output: str, progress_dir: str | None):
         super().__init__()
-        self.download, self.progress_dir = download, progress_dir
+        self.download, self.output, self.progress_dir = download, output, progress_dir
 
     def setup(self):
         self.downloader = Downloader(self.download)
@@ -174,14 +181,15 @@ class ImagesToRows(_Counted):
             return Failure(task.image_id, "image_decode", e.error_type, str(e), 1, "image")
         except Exception as e:  # noqa: BLE001 - recorded and logged
             return _internal(task.image_id, "images", "image", e)
-        return "images", {
+        row = {
             "image_id": rec.image_id,
-            "image": {"bytes": rec.data, "path": rec.path},
+            "image": {"bytes": None, "path": rec.path},
             "source": rec.source,
             "valence": rec.valence,
             "arousal": rec.arousal,
             "split": split_of(rec.image_id),
         }
+        return "images", stage_media(self.output, "images", row, "image", rec.data)
 
 
 def pair_row(p: PairTask) -> tuple[str, dict[str, Any]]:

@@ -52,10 +52,43 @@ def row_id(table: str, row: dict[str, Any]) -> str:
     return "\x00".join(row[c] for c in col) if isinstance(col, tuple) else row[col]
 
 
+STAGED = "_staged"  # row key: {column: (uri, size)} of media bytes kept out of the shuffles
+STAGING_DIR = "_staging"
+MEDIA_COLUMNS = ("audio", "image")
+
+
+def stage_media(output: str, table: str, row: dict[str, Any], column: str, data: bytes) -> dict[str, Any]:
+    """Write a row's media bytes to the staging area and leave only their address in the row.
+
+    Media are most of the bytes; moving them through Beam's shuffles (twice, to plan and to fill
+    shards) cost more than the work itself. The shard writer reads them back.
+    """
+    from pipeline.ids import safe_name
+
+    uri = join(output, f"{STAGING_DIR}/{table}/{safe_name(row_id(table, row), '.bin')}")
+    write_atomic(uri, data)
+    row[STAGED] = {**row.get(STAGED, {}), column: (uri, len(data))}
+    return row
+
+
+def unstage(row: dict[str, Any]) -> dict[str, Any]:
+    """The row with its staged media bytes read back in."""
+    staged = row.pop(STAGED, None) or {}
+    for column, (uri, _) in staged.items():
+        with FileSystems.open(uri) as fh:
+            row[column] = {**row[column], "bytes": fh.read()}
+    return row
+
+
 def row_bytes(row: dict[str, Any]) -> int:
     """Approximate uncompressed size of a row: media bytes dominate."""
-    media = row.get("audio") or row.get("image")
-    return _FIXED_ROW_BYTES + (len(media["bytes"]) if media else 0) + len(row.get("caption") or "")
+    size = _FIXED_ROW_BYTES + len(row.get("caption") or "")
+    for column in MEDIA_COLUMNS:
+        if column in row.get(STAGED, {}):
+            size += row[STAGED][column][1]
+        elif row.get(column) and row[column].get("bytes"):
+            size += len(row[column]["bytes"])
+    return size
 
 
 def shard_count(total_bytes: int, max_shard_bytes: int) -> int:
@@ -75,13 +108,28 @@ def shard_path(table: str, split: str, index: int, count: int) -> str:
 
 def to_parquet_bytes(table: str, rows: list[dict[str, Any]]) -> bytes:
     """Rows sorted by id as parquet bytes with the table's HF schema and bounded row groups."""
-    rows = sorted(rows, key=lambda r: row_id(table, r))
+    rows = sorted((unstage(r) for r in rows), key=lambda r: row_id(table, r))
     arrow_schema = schema.arrow_schema(table)
     data = pa.Table.from_pylist(rows, schema=arrow_schema)
     avg = max(1, sum(row_bytes(r) for r in rows) // max(1, len(rows)))
     buf = io.BytesIO()
-    pq.write_table(data, buf, row_group_size=max(1, MAX_ROW_GROUP_BYTES // avg), compression="zstd")
+    pq.write_table(data, buf, row_group_size=max(1, MAX_ROW_GROUP_BYTES // avg),
+                   compression=_compression(arrow_schema))
     return buf.getvalue()
+
+
+def _compression(arrow_schema: pa.Schema) -> dict[str, str]:
+    """zstd for every column but media bytes, which are FLAC/JPEG/PNG already."""
+    def leaves(field: pa.Field, prefix: str = ""):
+        name = prefix + field.name
+        if pa.types.is_struct(field.type):
+            for child in field.type:
+                yield from leaves(child, name + ".")
+        else:
+            yield name
+
+    paths = [p for f in arrow_schema for p in leaves(f)]
+    return {p: "NONE" if p in {f"{m}.bytes" for m in MEDIA_COLUMNS} else "ZSTD" for p in paths}
 
 
 def write_atomic(path: str, payload: bytes) -> None:

@@ -1,0 +1,301 @@
+"""The demo source: determinism, VA curves, write-once files, and content that follows VA."""
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import librosa
+import numpy as np
+import pytest
+import soundfile as sf
+from PIL import Image
+
+from pipeline.ids import split_of
+from pipeline.sources.base import SONG_SOURCES
+from pipeline.sources.demo import (
+    ANNOTATION_START_S,
+    CURVE_PERIOD_S,
+    SYNTH_RATE,
+    DemoSource,
+    demo_song_plan,
+    render_audio,
+    song_va_curve,
+    split_targets,
+    stratified_va,
+    synthesize_image,
+    synthesize_song,
+    va_trajectory,
+)
+
+SR = 22050  # analysis rate of the audio checks (the synthesiser runs at any rate)
+
+
+def _opts(tmp_path: Path, **kw) -> argparse.Namespace:
+    base = dict(cache_dir=str(tmp_path), demo_songs=5, demo_song_seconds=8.0, demo_images=6,
+                demo_image_size=48, seed=0)
+    base.update(kw)
+    return argparse.Namespace(**base)
+
+
+def _path(uri: str) -> Path:
+    parsed = urlparse(uri)
+    return Path(unquote(parsed.path)) if parsed.scheme == "file" else Path(uri)
+
+
+def _constant(valence: float, arousal: float, seconds: float = 12.0, seed: int = 0) -> np.ndarray:
+    """Audio rendered from a constant VA trajectory."""
+    t = np.arange(0.0, seconds + CURVE_PERIOD_S, CURVE_PERIOD_S)
+    return render_audio(t, np.full(len(t), valence), np.full(len(t), arousal), seconds, SR,
+                        np.random.default_rng(seed))
+
+
+def _features(y: np.ndarray, sr: int = SR) -> dict[str, float]:
+    rms = librosa.feature.rms(y=y)[0]
+    return {
+        "rms_db": float(20 * np.log10(np.sqrt(np.mean(y.astype(np.float64) ** 2)))),
+        "onset_rate": len(librosa.onset.onset_detect(y=y, sr=sr)) / (len(y) / sr),
+        "log_centroid": float(np.log(np.sum(librosa.feature.spectral_centroid(y=y, sr=sr)[0] * rms)
+                                     / np.sum(rms))),
+    }
+
+
+# Krumhansl-Kessler key profiles: major-minus-minor best correlation of a clip's mean chroma.
+_MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
+_MINOR = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
+
+
+def _mode_score(y: np.ndarray) -> float:
+    c = librosa.feature.chroma_stft(y=y, sr=SR).mean(axis=1)
+    best = lambda prof: max(np.corrcoef(c, np.roll(prof, k))[0, 1] for k in range(12))  # noqa: E731
+    return best(_MAJOR) - best(_MINOR)
+
+
+# ----------------------------------------------------------------------------- songs
+
+
+def test_song_is_bit_identical_for_the_same_id_and_seed():
+    y1, c1 = synthesize_song("demo001", 3, 8.0, SR)
+    y2, c2 = synthesize_song("demo001", 3, 8.0, SR)
+    assert y1.dtype == np.float32 and len(y1) == 8 * SR
+    assert y1.tobytes() == y2.tobytes() and c1 == c2
+    y3, c3 = synthesize_song("demo001", 4, 8.0, SR)
+    y4, _ = synthesize_song("demo002", 3, 8.0, SR)
+    assert not np.array_equal(y1, y3) and c1 != c3
+    assert not np.array_equal(y1, y4)
+
+
+def test_curve_is_2hz_from_annotation_start_and_in_unit_range():
+    y, curve = synthesize_song("demo000", 0, 12.0, SR)
+    assert curve.times_s[0] == ANNOTATION_START_S and curve.period_s == CURVE_PERIOD_S
+    assert np.allclose(np.diff(curve.times_s), 0.5)
+    assert curve.span[1] <= 12.0 and curve.span[1] > 12.0 - 0.5
+    assert len(curve.valence) == len(curve.arousal) == len(curve.times_s) == 14
+    for values in (curve.valence, curve.arousal):
+        assert 0.0 <= min(values) and max(values) <= 1.0
+    assert curve == song_va_curve("demo000", 0, 12.0)  # the cheap path gives the same curve
+    assert song_va_curve("demo000", 0, 12.0, annotation_start_s=2.0).times_s[0] == 2.0
+    with pytest.raises(ValueError, match="annotation start"):
+        song_va_curve("demo000", 0, 5.2)
+
+
+def test_va_varies_within_songs_and_songs_cover_the_four_quadrants():
+    means = []
+    for number, _split, quadrant in demo_song_plan(8):
+        _, v, a = va_trajectory(f"demo{number:03d}", 0, 30.0, quadrant)
+        assert max(np.ptp(v), np.ptp(a)) > 0.1  # drift within the song
+        assert np.abs(np.diff(v)).max() < 0.1 and np.abs(np.diff(a)).max() < 0.1  # smooth
+        means.append((v.mean() > 0.5, a.mean() > 0.5))
+    assert sorted(set(means)) == [(False, False), (False, True), (True, False), (True, True)]
+    assert sorted(means).count((True, True)) == 2  # evenly: two songs per quadrant
+
+
+def test_song_plan_gives_every_split_songs_of_opposite_quadrants():
+    plan = demo_song_plan(8)
+    assert [n for n, _, _ in plan] == sorted(n for n, _, _ in plan)
+    assert all(split_of(f"demo{n:03d}") == split for n, split, _ in plan)
+    by_split: dict[str, list[int]] = {}
+    for _, split, quadrant in plan:
+        by_split.setdefault(split, []).append(quadrant)
+    assert {k: len(v) for k, v in by_split.items()} == split_targets(8) == {
+        "train": 4, "validation": 2, "test": 2}
+    assert sorted(by_split["train"]) == [0, 1, 2, 3]
+    for split in ("validation", "test"):  # quadrants q and 3 - q: both V and A differ
+        q1, q2 = by_split[split]
+        assert q1 ^ q2 == 3
+    assert demo_song_plan(12)[:4] == plan[:4]  # a song's number/split/quadrant never changes
+    assert split_targets(2) == {"train": 2, "validation": 0, "test": 0}
+
+
+def test_audio_level_onsets_and_brightness_rise_with_arousal():
+    for valence in (0.2, 0.8):
+        calm, mid, excited = (_features(_constant(valence, a)) for a in (0.15, 0.5, 0.85))
+        for key in ("rms_db", "onset_rate", "log_centroid"):
+            assert calm[key] < mid[key] < excited[key], (valence, key, calm, mid, excited)
+        assert excited["rms_db"] - calm["rms_db"] > 10.0
+        assert excited["onset_rate"] > 3 * calm["onset_rate"]
+
+
+def test_audio_tempo_rises_with_arousal():
+    slow = librosa.feature.tempo(y=_constant(0.5, 0.15), sr=SR)[0]
+    fast = librosa.feature.tempo(y=_constant(0.5, 0.85), sr=SR)[0]
+    assert fast > slow
+
+
+def test_audio_mode_and_brightness_follow_valence():
+    for arousal in (0.2, 0.8):
+        sad, happy = _constant(0.1, arousal), _constant(0.9, arousal)
+        major, minor = _mode_score(happy), _mode_score(sad)
+        assert minor < 0.0 < major and major - minor > 0.05
+        assert _features(happy)["log_centroid"] > _features(sad)["log_centroid"] + 0.3
+
+
+def test_songs_follow_their_own_curve_within_and_across_songs():
+    rows = []
+    for number, _split, quadrant in demo_song_plan(4):
+        song_id = f"demo{number:03d}"
+        y, _ = synthesize_song(song_id, 0, 20.0, SR, quadrant=quadrant)
+        t, v, a = va_trajectory(song_id, 0, 20.0, quadrant)
+        for start in np.arange(0.0, 16.01, 2.0):
+            window = y[int(start * SR) : int((start + 4.0) * SR)]
+            inside = (t >= start) & (t < start + 4.0)
+            rows.append((a[inside].mean(), *_features(window).values()))
+    arousal, rms_db, onset_rate, log_centroid = np.array(rows).T
+    assert np.corrcoef(arousal, rms_db)[0, 1] > 0.9
+    assert np.corrcoef(arousal, onset_rate)[0, 1] > 0.85
+    assert np.corrcoef(arousal, log_centroid)[0, 1] > 0.6
+
+
+def test_peaks_stay_below_one_with_a_fixed_level_mapping():
+    loud, _ = synthesize_song("demo003", 0, 10.0, SR, quadrant=3)
+    quiet, _ = synthesize_song("demo000", 0, 10.0, SR, quadrant=0)
+    assert np.abs(loud).max() < 1.0 and np.abs(quiet).max() < 1.0
+    assert _features(loud)["rms_db"] > _features(quiet)["rms_db"] + 6.0  # not normalised away
+    for y in (loud, quiet):  # the song starts and ends without a click
+        assert abs(float(y[0])) < 1e-3 and abs(float(y[-1])) < 1e-3
+
+
+def test_default_demo_synthesises_in_under_five_seconds():
+    start = time.perf_counter()
+    for number, _split, quadrant in demo_song_plan(8):
+        synthesize_song(f"demo{number:03d}", 0, 30.0, SYNTH_RATE, quadrant=quadrant)
+    assert time.perf_counter() - start < 5.0
+
+
+# ----------------------------------------------------------------------------- images
+
+
+def test_image_is_deterministic_and_varies_with_seed():
+    a = synthesize_image("demoimg0001", 0.3, 0.7, seed=0)
+    b = synthesize_image("demoimg0001", 0.3, 0.7, seed=0)
+    assert a.mode == "RGB" and a.size == (96, 96)
+    assert a.tobytes() == b.tobytes()
+    assert a.tobytes() != synthesize_image("demoimg0001", 0.3, 0.7, seed=1).tobytes()
+    assert a.tobytes() != synthesize_image("demoimg0002", 0.3, 0.7, seed=0).tobytes()
+    assert np.asarray(a).std() > 5  # not a flat colour
+
+
+def test_image_colour_and_texture_follow_va():
+    va = stratified_va(60, seed=0)
+    images = [synthesize_image(f"demoimg{j:04d}", v, a, seed=0) for j, (v, a) in enumerate(va)]
+    gray = np.stack([np.asarray(im.convert("L"), dtype=np.float64) for im in images])
+    hsv = np.stack([np.asarray(im.convert("HSV"), dtype=np.float64) for im in images])
+    brightness = gray.mean(axis=(1, 2))
+    saturation = hsv[..., 1].mean(axis=(1, 2))
+    texture = sum(np.abs(np.diff(gray, axis=ax)).mean(axis=(1, 2)) for ax in (1, 2))
+    rgb = np.stack([np.asarray(im, dtype=np.float64) for im in images])
+    warmth = (rgb[..., 0] - rgb[..., 2]).mean(axis=(1, 2))
+    assert np.corrcoef(brightness, va[:, 0])[0, 1] > 0.7
+    assert np.corrcoef(warmth, va[:, 0])[0, 1] > 0.7
+    assert np.corrcoef(saturation, va[:, 1])[0, 1] > 0.7
+    assert np.corrcoef(texture, va[:, 1])[0, 1] > 0.7
+
+
+def test_image_va_is_stratified_uniform():
+    va = stratified_va(60, seed=5)
+    assert va.shape == (60, 2) and va.min() >= 0.0 and va.max() < 1.0
+    for axis in range(2):
+        assert np.array_equal(np.bincount((va[:, axis] * 10).astype(int), minlength=10), [6] * 10)
+    assert abs(np.corrcoef(va.T)[0, 1]) < 0.5
+    assert np.array_equal(va, stratified_va(60, seed=5))
+
+
+# ----------------------------------------------------------------------------- the source
+
+
+def test_demo_is_registered_and_reads_defaults_from_a_bare_namespace():
+    assert SONG_SOURCES["demo"] is DemoSource
+    src = DemoSource(argparse.Namespace())
+    assert (src.n_songs, src.song_seconds, src.n_images, src.seed) == (8, 30.0, 120, 0)
+    with pytest.raises(ValueError, match="demo_song_seconds"):
+        DemoSource(argparse.Namespace(demo_song_seconds=5.0))
+
+
+def test_items_write_songs_and_images_once(tmp_path):
+    items = DemoSource(_opts(tmp_path)).items()
+    assert [s.song_id for s in items.songs] == [f"demo{n:03d}" for n, _, _ in demo_song_plan(5)]
+    assert {split_of(s.song_id) for s in items.songs} == {"train", "validation", "test"}
+    suffixes = set()
+    for song in items.songs:
+        assert song.source == "demo" and song.license == "CC0-1.0 (synthetic)"
+        assert song.uri.startswith("file://")
+        path = _path(song.uri)
+        assert path.is_file() and path.parent.name == "v1-seed0"
+        suffixes.add(path.suffix)
+        info = sf.info(str(path))
+        assert (info.samplerate, info.channels, info.frames) == (SYNTH_RATE, 1, 8 * SYNTH_RATE)
+        if path.suffix in (".wav", ".flac"):
+            assert info.subtype == "PCM_16"
+        assert song.va_curve is not None and song.va_curve.times_s[0] == 5.0
+    assert {".wav", ".flac"} <= suffixes
+    assert len(items.images) == 6 and not items.failures and not items.pairs
+    for image in items.images:
+        path = Path(image.uri)
+        assert image.source == "demo" and path.parent.name == "images"
+        with Image.open(path) as im:
+            assert im.format == "PNG" and im.size == (48, 48)
+        assert 0.0 <= image.valence <= 1.0 and 0.0 <= image.arousal <= 1.0
+
+    files = sorted(p for p in tmp_path.rglob("*") if p.is_file())
+    assert not [p for p in files if p.name.endswith(".tmp")]
+    mtimes = {p: p.stat().st_mtime_ns for p in files}
+    time.sleep(0.01)
+    again = DemoSource(_opts(tmp_path)).items()  # a rerun reuses every file
+    assert again == items
+    assert {p: p.stat().st_mtime_ns for p in files} == mtimes
+    assert sorted(p for p in tmp_path.rglob("*") if p.is_file()) == files
+
+
+def test_a_truncated_song_file_is_rewritten(tmp_path):
+    items = DemoSource(_opts(tmp_path, demo_songs=1, demo_images=0)).items()
+    path = _path(items.songs[0].uri)
+    good = path.read_bytes()
+    path.write_bytes(good[: len(good) // 2])
+    DemoSource(_opts(tmp_path, demo_songs=1, demo_images=0)).items()
+    assert path.read_bytes() == good
+
+
+def test_same_seed_gives_the_same_files_and_another_seed_different_ones(tmp_path):
+    first = DemoSource(_opts(tmp_path / "a")).items()
+    second = DemoSource(_opts(tmp_path / "b")).items()
+    other = DemoSource(_opts(tmp_path / "c", seed=1)).items()
+    for x, y, z in zip(first.songs + first.images, second.songs + second.images,
+                       other.songs + other.images):
+        assert _path(x.uri).read_bytes() == _path(y.uri).read_bytes()
+        assert _path(x.uri).read_bytes() != _path(z.uri).read_bytes()
+        assert _path(z.uri).parent.name in ("v1-seed1", "images")
+    assert [s.va_curve for s in first.songs] == [s.va_curve for s in second.songs]
+    assert [s.va_curve for s in first.songs] != [s.va_curve for s in other.songs]
+
+
+def test_mp3_song_decodes_to_the_synthesised_audio(tmp_path):
+    if "MP3" not in sf.available_formats():
+        pytest.skip("this libsndfile cannot write MP3")
+    items = DemoSource(_opts(tmp_path, demo_images=0)).items()
+    song = next(s for s in items.songs if s.uri.endswith(".mp3"))
+    decoded, sr = sf.read(str(_path(song.uri)), dtype="float32")
+    quadrant = {f"demo{n:03d}": q for n, _, q in demo_song_plan(5)}[song.song_id]
+    original, _ = synthesize_song(song.song_id, 0, 8.0, SYNTH_RATE, quadrant=quadrant)
+    assert sr == SYNTH_RATE and len(decoded) == len(original)
+    assert np.corrcoef(decoded, original)[0, 1] > 0.99  # aligned: no encoder delay left
