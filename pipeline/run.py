@@ -77,17 +77,19 @@ def execute(po: PipelineOptions, items: SourceItems, cfg: graph.GraphConfig, sho
 
 
 def finalize(output: str) -> dict:
-    """Drop staged media and shards of earlier runs that this run did not write; write the README."""
+    """Drop what earlier or killed runs left (stale shards, temp files, staged media); write the README."""
     with FileSystems.open(join(output, graph.MANIFEST)) as fh:
         manifest = json.loads(fh.read())
     keep = {join(output, s["path"]) for s in manifest["shards"]}
     found = FileSystems.match([join(output, "data/*/*.parquet")])[0].metadata_list
-    stale = [m.path for m in found if m.path not in keep]
-    if stale:
-        FileSystems.delete(stale)
+    debris = [m.path for m in found if m.path not in keep]
+    for pattern in ("*.tmp-*", "data/*/*.tmp-*", "failures/*.tmp-*"):
+        debris += [m.path for m in FileSystems.match([join(output, pattern)])[0].metadata_list]
     staging = join(output, STAGING_DIR)
     if FileSystems.exists(staging):
-        FileSystems.delete([staging])
+        debris.append(staging)
+    if debris:
+        FileSystems.delete(debris)
     shards = [summary.shard_from_dict(s) for s in manifest["shards"]]
     write_atomic(join(output, "README.md"), dataset_readme(shards).encode())
     return manifest

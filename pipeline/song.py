@@ -11,7 +11,7 @@ from typing import Iterator
 import numpy as np
 
 from pipeline import audio, descriptors
-from pipeline.download import DownloadError, Downloader
+from pipeline.download import DownloadError, Downloader, redact_url
 from pipeline.types import Clip, Failure, SongTask
 
 
@@ -65,7 +65,8 @@ def fetch_and_decode(task: SongTask, downloader: Downloader, opts: CutOptions) -
     try:
         x = audio.decode(got.path, opts.sample_rate, start_s=start, end_s=end, max_seconds=opts.max_song_seconds)
     except audio.AudioError as e:
-        raise StageError("decode", e.error_type, str(e)) from e
+        # The message names the cached file; the output should name the input instead.
+        raise StageError("decode", e.error_type, str(e).replace(got.path, redact_url(task.uri))) from e
     if audio.is_silent(x, opts.silence_db):
         raise StageError("decode", "silent", f"whole song is below {opts.silence_db} dBFS")
     return DecodedSong(task, x, opts.sample_rate, task.start_s or 0.0, got.from_cache)

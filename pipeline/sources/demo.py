@@ -320,7 +320,7 @@ def major_share(valence: float) -> float:
 
 def _render_bar(syn: _Synth, bar: _Bar, state: _SongState) -> None:
     """One 4/4 bar: drone, 1-2 chords (pad + melody + bass), drums; all from the bar's VA."""
-    v, a = bar.valence, bar.arousal
+    v = bar.valence
     bar_s = 4.0 * bar.beat_s
     # Tonic drone (root + fifth, low and soft): keeps the key unambiguous through mode changes.
     drone_fade = 0.15

@@ -17,8 +17,7 @@ from pathlib import Path
 
 from pipeline.sources.base import SourceItems
 from pipeline.sources.tables import (
-    VA_SCALES, Row, RowError, Table, collect_rows, folder_index, is_url, local_path, parse_va,
-    read_table,
+    VA_SCALES, Row, RowError, Table, collect_rows, folder_index, parse_va, read_table, resolve_uri,
 )
 from pipeline.types import ImageTask
 
@@ -81,19 +80,8 @@ def _general(table: Table, default_source: str) -> SourceItems:
         if scale not in VA_SCALES:
             raise RowError("bad_scale", f"scale {scale!r} is not one of {sorted(VA_SCALES)}")
         v, a = parse_va(row, scale)
-        return ImageTask(image_id, row.get("source") or default_source, _uri(row.get("path_or_url"), base), v, a)
+        uri = resolve_uri(row.get("path_or_url"), base, empty_error="missing_image", missing_error="missing_image")
+        return ImageTask(image_id, row.get("source") or default_source, uri, v, a)
 
     tasks, failures, _ = collect_rows(table.rows, task, id_column="image_id", stage=STAGE, kind="image")
     return SourceItems(images=tasks, failures=table.failures + failures)
-
-
-def _uri(text: str, base: Path) -> str:
-    """A URL as given, or an existing local image file as an absolute path."""
-    if not text:
-        raise RowError("missing_image", "empty path_or_url")
-    if is_url(text):
-        return text
-    path = local_path(text, base)
-    if not path.is_file():
-        raise RowError("missing_image", f"local file {text!r} not found")
-    return str(path.resolve())

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from pipeline.sources.base import SourceItems, register
 from pipeline.sources.tables import (
-    Row, RowError, check_scale, collect_rows, is_url, local_path, parse_float, parse_va, read_table,
+    Row, RowError, check_scale, collect_rows, parse_float, parse_va, read_table, resolve_uri,
 )
 from pipeline.types import SongTask
 
@@ -50,20 +50,9 @@ class ManifestSource:
         if not row.get("valence") and not row.get("arousal"):
             raise RowError("no_va", "no valence/arousal given; the song's clips could not be labelled")
         va = parse_va(row, self.scale)
-        return SongTask(song_id=song_id, source="manifest", uri=_uri(row.get("url"), base),
+        return SongTask(song_id=song_id, source="manifest",
+                        uri=resolve_uri(row.get("url"), base, empty_error="bad_url", missing_error="missing_audio"),
                         license=row.get("license") or "unknown", static_va=va, start_s=start, end_s=end)
-
-
-def _uri(url: str, base: Path) -> str:
-    """A URL as given, or an existing local file as an absolute path."""
-    if not url:
-        raise RowError("bad_url", "empty url")
-    if is_url(url):
-        return url
-    path = local_path(url, base)
-    if not path.is_file():
-        raise RowError("missing_audio", f"local file {url!r} not found")
-    return str(path.resolve())
 
 
 def _time_range(row: Row) -> tuple[float | None, float | None]:

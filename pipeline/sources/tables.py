@@ -241,6 +241,18 @@ def local_path(text: str, base_dir: Path) -> Path:
     return p if p.is_absolute() else base_dir / p
 
 
+def resolve_uri(text: str, base_dir: Path, *, empty_error: str, missing_error: str) -> str:
+    """A URL as given, or an existing local file (relative to the CSV's folder) as an absolute path."""
+    if not text:
+        raise RowError(empty_error, "empty path or url")
+    if is_url(text):
+        return text
+    path = local_path(text, base_dir)
+    if not path.is_file():
+        raise RowError(missing_error, f"local file {text!r} not found")
+    return str(path.resolve())
+
+
 def folder_index(dirs: Sequence[str | os.PathLike], suffixes: Sequence[str]) -> dict[str, Path]:
     """Map lower-cased file stem -> path for files with one of ``suffixes`` in ``dirs``.
 

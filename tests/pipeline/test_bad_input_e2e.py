@@ -8,6 +8,8 @@ same for images.
 """
 from __future__ import annotations
 
+import functools
+import io
 import os
 import tempfile
 from dataclasses import dataclass
@@ -21,6 +23,7 @@ from PIL import Image
 
 from pipeline import audio as audio_mod
 from pipeline.download import cache_key
+from pipeline.summary import RunSummary
 from tests import audiogen
 from tests.e2e_helpers import (
     IMAGE_HEADER,
@@ -105,7 +108,7 @@ class BadRun:
     manifest: Path
     cache: Path
     server: LoopbackServer
-    summary: object
+    summary: RunSummary
     music: list[dict]
     failures: list[dict]
     decoded_paths: list[str]
@@ -169,9 +172,9 @@ def bad_run(tmp_path_factory) -> BadRun:
         ]
         manifest = write_csv(tmp / "manifest.csv", MANIFEST_HEADER, rows)
         summary = run_pipeline(tmp, "--source", "manifest", "--input", str(manifest))
-        out = tmp / "out"
-        yield BadRun(tmp, out, manifest, tmp / "cache", server, summary, read_table(out, "music"),
-                     read_failures(out), decoded, urls)
+    out = tmp / "out"  # the server is stopped; its request log stays readable
+    return BadRun(tmp, out, manifest, tmp / "cache", server, summary, read_table(out, "music"),
+                  read_failures(out), decoded, urls)
 
 
 # -- the invariant over the whole mixed run ------------------------------------------------------
@@ -192,7 +195,7 @@ def test_summary_counts_match_what_was_written(bad_run):
     assert sum(sum(v.values()) for v in s.rows.values()) == len(bad_run.music)
     assert s.failures_total == len(bad_run.failures)
     listed = s.listed
-    assert listed["songs"] + listed["rejected_rows"] == len(bad_run.manifest.read_text().splitlines()) - 1
+    assert listed["songs"] + listed["rejected_rows"] == len(bad_run.manifest.read_text(encoding="utf-8").splitlines()) - 1
     assert (bad_run.output / "run.json").is_file()
 
 
@@ -341,6 +344,7 @@ HSR = 8000
 H_SONG_S = 9.0  # two 4 s clips
 
 
+@functools.cache
 def _h_bodies() -> dict[str, tuple[bytes, dict]]:
     """Route body and fault options per kind (built once: hypothesis examples share them)."""
     good = wav_bytes(tone_song(440.0, H_SONG_S, HSR), HSR)
@@ -360,7 +364,6 @@ def _h_bodies() -> dict[str, tuple[bytes, dict]]:
 
 ROW_KINDS = ("nan_va", "no_va", "malformed")
 H_KINDS = ("good", "http_404", "flaky", "truncated", "notaudio", "silent", "short", "clips_silent", *ROW_KINDS)
-_H_BODIES: dict = {}
 safe_ids = st.text(alphabet="abcxyz0189_.", min_size=1, max_size=3).filter(lambda s: s[0] not in "_.")
 ids = st.one_of(safe_ids, safe_ids, safe_ids, st.just("same"), st.sampled_from(["../up", "a b", "é", "", "nan", "x/y"]))
 entries = st.lists(st.tuples(st.sampled_from(H_KINDS), ids), min_size=3, max_size=6)
@@ -370,7 +373,7 @@ entries = st.lists(st.tuples(st.sampled_from(H_KINDS), ids), min_size=3, max_siz
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(entries)
 def test_random_mixes_keep_every_row_in_one_place(mix):
-    bodies = _H_BODIES or _H_BODIES.update(_h_bodies()) or _H_BODIES
+    bodies = _h_bodies()
     with tempfile.TemporaryDirectory() as tmp, LoopbackServer() as server:
         rows = []
         for i, (kind, song_id) in enumerate(mix):
@@ -396,8 +399,6 @@ def test_random_mixes_keep_every_row_in_one_place(mix):
 # -- images --------------------------------------------------------------------------------------
 
 def _img_bytes(im: Image.Image, fmt: str) -> bytes:
-    import io
-
     buf = io.BytesIO()
     im.save(buf, fmt)
     return buf.getvalue()
@@ -472,21 +473,19 @@ def image_run(tmp_path_factory):
         images_csv = write_csv(tmp / "images.csv", IMAGE_HEADER, rows)
         summary = run_pipeline(tmp, "--source", "manifest", "--input", str(manifest),
                                "--images_csv", str(images_csv))
-        yield tmp / "out", images_csv, summary
+    return tmp / "out", images_csv, summary
 
 
 def test_every_image_row_ends_in_exactly_one_place(image_run):
     output, images_csv, _ = image_run
     landed = check_images_land(images_csv, output)
-    assert len(landed) == len(images_csv.read_text().splitlines()) - 1
+    assert len(landed) == len(images_csv.read_text(encoding="utf-8").splitlines()) - 1
     assert sorted(ln.raw_id for ln in landed.values() if ln.outcome == "rows") == sorted(IMAGE_VA)
     assert check_songs_land(output.parent / "songs.csv", output)[2].outcome == "rows"
 
 
 def test_images_are_rgb_with_normalised_va(image_run):
     output, _, _ = image_run
-    import io
-
     rows = {r["image_id"]: r for r in read_table(output, "images")}
     assert set(rows) == set(IMAGE_VA)
     for image_id, (v, a) in IMAGE_VA.items():
@@ -512,7 +511,7 @@ def test_bad_images_fail_at_their_stage(image_run, image_id):
 def test_duplicate_bad_and_malformed_image_rows(image_run):
     output, images_csv, _ = image_run
     failures = read_failures(output)
-    lines = images_csv.read_text().splitlines()
+    lines = images_csv.read_text(encoding="utf-8").splitlines()
     by_line = {f["item_id"]: f for f in failures if f["item_id"].startswith("images.csv:line")}
     dup = [f for f in failures if f["item_id"] == "http-jpg"]
     assert [(f["stage"], f["error_type"]) for f in dup] == [("read_images", "duplicate_id")]

@@ -9,7 +9,6 @@ import apache_beam as beam
 import datasets
 import numpy as np
 import pyarrow.parquet as pq
-import pytest
 import soundfile as sf
 from PIL import Image
 
