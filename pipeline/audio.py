@@ -1,11 +1,12 @@
 """Audio in and out: probe, decode (mono, resampled, time range), silence test, clip grid, clip VA.
 
-Decoding is torchcodec (FFmpeg) at the file's own rate, a mean downmix in numpy, then soxr
-(high quality) for the rate change. Measured on 45 s of 48 kHz stereo (see the report in
-``tests/benchmarks``): it costs the same as FFmpeg's own resampler (a few ms either way) but
-FFmpeg's default swresample lets a 23 kHz tone alias to 21.1 kHz at -20 dB on 48k->44.1k where
-soxr keeps it below -85 dB, and FFmpeg's mono downmix is (L+R)/sqrt(2), not the mean.
-soundfile is the fallback reader where FFmpeg cannot open a file.
+Decoding reads the file at its own rate — libsndfile (soundfile) for WAV/FLAC/OGG/MP3, FFmpeg
+(torchcodec) for everything else yt-dlp may bring (m4a, webm, opus in webm...) — then a mean
+downmix in numpy and soxr (high quality) for the rate change. libsndfile first because importing
+torchcodec imports torch (~3 s per worker process, most of a cold worker's start). Measured on
+45 s of 48 kHz stereo (see ``tests/benchmarks``): soxr costs the same as FFmpeg's own resampler
+but FFmpeg's default swresample lets a 23 kHz tone alias to 21.1 kHz at -20 dB on 48k->44.1k
+where soxr keeps it below -85 dB, and FFmpeg's mono downmix is (L+R)/sqrt(2), not the mean.
 
 Bad audio is data: every problem with a file's content raises :class:`AudioError` with an
 ``error_type`` the pipeline records as a failure row.
@@ -100,7 +101,8 @@ def _probe_soundfile(path: PathLike) -> AudioInfo | None:
         i = sf.info(_sf_source(path))
     except (sf.LibsndfileError, RuntimeError, TypeError):
         return None
-    return AudioInfo(i.frames / i.samplerate, int(i.samplerate), int(i.channels), i.subtype.lower())
+    codec = {"OGG": i.subtype.lower(), "MPEG": "mp3"}.get(i.format, i.format.lower())
+    return AudioInfo(i.frames / i.samplerate, int(i.samplerate), int(i.channels), codec)
 
 
 def probe(path: PathLike) -> AudioInfo:
@@ -110,11 +112,10 @@ def probe(path: PathLike) -> AudioInfo:
     neither reader recognises the data as audio.
     """
     _check_readable(path)
-    info, error = _probe_torchcodec(path)
-    if info is not None and info.duration_s is not None:
+    info = _probe_soundfile(path)
+    if info is not None:
         return info
-    # soundfile is asked only when FFmpeg failed or left the duration open
-    info = _probe_soundfile(path) or info
+    info, error = _probe_torchcodec(path)
     if info is None:
         raise AudioError("undecodable", f"not decodable audio: {_reason(error)}")
     return info
@@ -151,15 +152,15 @@ def _read_range_soundfile(path: PathLike, start_s: float, end_s: float | None) -
 
 def _read(path: PathLike, start_s: float, end_s: float | None) -> tuple[np.ndarray, int]:
     try:
+        return _read_range_soundfile(path, start_s, end_s)
+    except (sf.LibsndfileError, RuntimeError, TypeError):
+        pass  # not a libsndfile format (m4a, webm, opus...): FFmpeg reads it
+    try:
         return _read_range(path, start_s, end_s)
     except (RuntimeError, ValueError) as e:
         if "No audio frames were decoded" in str(e):
             raise AudioError("empty", f"no audio samples in [{start_s}, {end_s}) s") from None
-        tc_error = e
-    try:
-        return _read_range_soundfile(path, start_s, end_s)
-    except (sf.LibsndfileError, RuntimeError, TypeError):
-        raise AudioError("undecodable", f"not decodable audio: {_reason(tc_error)}") from None
+        raise AudioError("undecodable", f"not decodable audio: {_reason(e)}") from None
 
 
 # --- decode ------------------------------------------------------------------------------------

@@ -27,6 +27,15 @@ def mark(progress_dir: str | None, kind: str, item_id: str) -> None:
         log.debug("progress marker not written: %s", e)
 
 
+def span_s(progress_dir: str | None, kind: str) -> float | None:
+    """Seconds from the first to the last finished item of ``kind`` (None without markers)."""
+    folder = os.path.join(progress_dir or "", kind)
+    if not progress_dir or not os.path.isdir(folder):
+        return None
+    times = [e.stat().st_mtime for e in os.scandir(folder)]
+    return round(max(times) - min(times), 3) if times else None
+
+
 class ProgressBars:
     """Background thread showing one bar per kind of item until :meth:`close`."""
 

@@ -5,6 +5,7 @@ import argparse
 import json
 import logging
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -16,7 +17,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from captioner.base import CaptionerConfig
-from pipeline import graph, summary
+from pipeline import graph, progress, summary
 from pipeline.beam_options import beam_options
 from pipeline.download import DownloadOptions
 from pipeline.options import build_parser
@@ -106,9 +107,14 @@ def run(argv: list[str] | None = None) -> summary.RunSummary:
     local = FileSystems.get_scheme(opts.output) is None
     progress_dir = os.path.join(tempfile.gettempdir(), f"imemnet-progress-{uuid.uuid4().hex}") if local else None
     cfg = graph_config(opts, progress_dir)
-    result = execute(po, items, cfg, show_progress=not opts.no_progress and local)
+    try:
+        result = execute(po, items, cfg, show_progress=not opts.no_progress and local)
+        songs_phase = progress.span_s(progress_dir, "songs")
+    finally:
+        if progress_dir:
+            shutil.rmtree(progress_dir, ignore_errors=True)  # markers only; nothing else lives there
     manifest = finalize(opts.output)
-    s = summary.build_summary(opts, po, items, manifest, result, time.time() - t0)
+    s = summary.build_summary(opts, po, items, manifest, result, time.time() - t0, songs_phase)
     write_atomic(join(opts.output, "run.json"), json.dumps(asdict(s), indent=2, default=str).encode())
     return s
 

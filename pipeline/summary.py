@@ -36,6 +36,7 @@ class RunSummary:
     failures_by_reason: dict[str, int]
     failures_total: int
     clip_audio_hours: float
+    songs_phase_s: float | None = None  # first to last song finished (workers sharing our disk)
     stage_counters: dict[str, int] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)
     beam_options: dict[str, Any] = field(default_factory=dict)
@@ -80,7 +81,7 @@ def _counters(result) -> dict[str, int]:
 
 
 def build_summary(opts: argparse.Namespace, po: PipelineOptions, items: SourceItems, manifest: dict,
-                  result, wall_s: float) -> RunSummary:
+                  result, wall_s: float, songs_phase_s: float | None = None) -> RunSummary:
     """Assemble the summary from the run's manifest, failures file and metrics."""
     rows: dict[str, dict[str, int]] = {}
     for s in manifest["shards"]:
@@ -97,6 +98,7 @@ def build_summary(opts: argparse.Namespace, po: PipelineOptions, items: SourceIt
         failures_by_reason=dict(sorted(reasons.items())),
         failures_total=sum(reasons.values()),
         clip_audio_hours=round(manifest["clip_audio_seconds"] / 3600, 4),
+        songs_phase_s=songs_phase_s,
         stage_counters=_counters(result),
         options=_sanitised(vars(opts)),
         beam_options=_sanitised(beam_opts),

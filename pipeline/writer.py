@@ -113,13 +113,13 @@ def to_parquet_bytes(table: str, rows: list[dict[str, Any]]) -> bytes:
     data = pa.Table.from_pylist(rows, schema=arrow_schema)
     avg = max(1, sum(row_bytes(r) for r in rows) // max(1, len(rows)))
     buf = io.BytesIO()
-    pq.write_table(data, buf, row_group_size=max(1, MAX_ROW_GROUP_BYTES // avg),
-                   compression=_compression(arrow_schema))
+    pq.write_table(data, buf, row_group_size=max(1, MAX_ROW_GROUP_BYTES // avg), **_encoding(arrow_schema))
     return buf.getvalue()
 
 
-def _compression(arrow_schema: pa.Schema) -> dict[str, str]:
-    """zstd for every column but media bytes, which are FLAC/JPEG/PNG already."""
+def _encoding(arrow_schema: pa.Schema) -> dict[str, Any]:
+    """Parquet settings: media bytes (FLAC/JPEG/PNG already) get no compression, dictionary or
+    statistics, which would only cost time; every other column is zstd-compressed."""
     def leaves(field: pa.Field, prefix: str = ""):
         name = prefix + field.name
         if pa.types.is_struct(field.type):
@@ -128,8 +128,11 @@ def _compression(arrow_schema: pa.Schema) -> dict[str, str]:
         else:
             yield name
 
+    media = {f"{m}.bytes" for m in MEDIA_COLUMNS}
     paths = [p for f in arrow_schema for p in leaves(f)]
-    return {p: "NONE" if p in {f"{m}.bytes" for m in MEDIA_COLUMNS} else "ZSTD" for p in paths}
+    plain = [p for p in paths if p not in media]
+    return {"compression": {p: "NONE" if p in media else "ZSTD" for p in paths},
+            "use_dictionary": plain, "write_statistics": plain}
 
 
 def write_atomic(path: str, payload: bytes) -> None:
