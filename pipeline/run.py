@@ -10,6 +10,7 @@ import sys
 import tempfile
 import time
 import uuid
+from contextlib import nullcontext
 from dataclasses import asdict
 
 import apache_beam as beam
@@ -29,16 +30,23 @@ from pipeline.writer import STAGING_DIR, dataset_readme, join, write_atomic
 log = logging.getLogger("pipeline")
 
 
+class InputError(ValueError):
+    """An input file or flag that cannot be used at all (as opposed to a bad row or item)."""
+
+
 def collect_items(opts: argparse.Namespace) -> SourceItems:
     """Ask the chosen song source, the image CSV and the matching files for their items."""
     from pipeline.sources.images import image_items
     from pipeline.sources.pairs import read_matching_file
 
-    items = SONG_SOURCES[opts.source](opts).items()
-    if opts.images_csv:
-        items.extend(image_items(opts))
-    for split, path in opts.matching_file:
-        items.extend(read_matching_file(path, split))
+    try:
+        items = SONG_SOURCES[opts.source](opts).items()
+        if opts.images_csv:
+            items.extend(image_items(opts))
+        for split, path in opts.matching_file:
+            items.extend(read_matching_file(path, split))
+    except (ValueError, OSError) as e:
+        raise InputError(str(e)) from e
     return items
 
 
@@ -67,11 +75,8 @@ def execute(po: PipelineOptions, items: SourceItems, cfg: graph.GraphConfig, sho
     p = beam.Pipeline(options=po)
     graph.build(p, items, cfg)
     totals = {"songs": len(items.songs), "images": len(items.images)}
-    if show_progress and cfg.progress_dir:
-        with ProgressBars(cfg.progress_dir, totals):
-            result = p.run()
-            result.wait_until_finish()
-    else:
+    bars = ProgressBars(cfg.progress_dir, totals) if show_progress and cfg.progress_dir else nullcontext()
+    with bars:
         result = p.run()
         result.wait_until_finish()
     return result
@@ -124,7 +129,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("apache_beam", "root"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    s = run(argv)
+    try:
+        s = run(argv)
+    except InputError as e:  # a whole input unusable: say what, without a traceback
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     print(summary.render(s))
     return 0
 

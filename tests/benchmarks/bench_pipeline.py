@@ -44,7 +44,7 @@ def serial_loop(argv: list[str]) -> int:
     from pipeline.song import process_song
     from pipeline.stages import CaptionClips, music_record
     from pipeline.types import Clip, Failure
-    from pipeline.writer import to_parquet_bytes, write_atomic
+    from pipeline.writer import write_parquet
 
     opts, _ = run_mod.build_parser().parse_known_args(argv)
     items = run_mod.collect_items(opts)
@@ -61,7 +61,7 @@ def serial_loop(argv: list[str]) -> int:
                 row["audio"]["bytes"] = encode_flac(c.samples, c.sample_rate)
                 rows.setdefault(row["split"], []).append(row)
     for split, rs in rows.items():
-        write_atomic(os.path.join(opts.output, "loop", f"{split}.parquet"), to_parquet_bytes("music", rs))
+        write_parquet(os.path.join(opts.output, "loop", f"{split}.parquet"), "music", rs)
     return sum(len(r) for r in rows.values())
 
 

@@ -96,3 +96,11 @@ def test_direct_runner_is_kept_offline():
     assert po.get_all_options()["runner"] == "DirectRunner"
     explicit = run_mod.beam_options(["--update_compatibility_version=2.60.0"])
     assert explicit.get_all_options()["update_compatibility_version"] == "2.60.0"
+
+
+def test_unusable_input_is_one_clear_line_not_a_traceback(tmp_path, capsys):
+    code = run_mod.main(["--source", "manifest", "--input", str(tmp_path / "missing.csv"),
+                         "--output", str(tmp_path / "out"), "--no_progress"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("error: ") and "missing.csv" in err and "Traceback" not in err
