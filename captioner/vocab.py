@@ -30,3 +30,19 @@ def mood_words(valence: float, arousal: float) -> tuple[str, ...]:
 def level_word(x: float, low: float, high: float, words: tuple[str, str, str]) -> str:
     """Name ``x`` low / mid / high against two thresholds."""
     return words[0] if x < low else words[2] if x >= high else words[1]
+
+
+# Thresholds for the three level words; the template, the prompt tags and tests share them.
+def loudness_word(loudness_db: float) -> str:
+    """Dynamics word for an integrated loudness in dBFS."""
+    return level_word(loudness_db, -30.0, -16.0, ("soft", "moderately loud", "loud"))
+
+
+def brightness_word(centroid_hz: float) -> str:
+    """Timbre word for a spectral centroid in Hz."""
+    return level_word(centroid_hz, 1200.0, 2800.0, ("dark, mellow", "balanced", "bright"))
+
+
+def rhythm_word(onset_rate: float) -> str:
+    """Rhythm-density word for onsets per second."""
+    return level_word(onset_rate, 1.5, 4.0, ("sparse", "steady", "busy"))

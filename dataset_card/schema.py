@@ -97,3 +97,14 @@ def va_similarity(va_a: tuple[float, float], va_b: tuple[float, float]) -> float
     """Target similarity s(a, b) = 1 - ||va_a - va_b||_2 / sqrt(2), in [0, 1]."""
     d = math.hypot(va_a[0] - va_b[0], va_a[1] - va_b[1])
     return max(0.0, 1.0 - d / MAX_VA_DISTANCE)
+
+
+# Media columns per table: dropped by a metadata-only build (`python -m dataset_card build
+# --metadata-only`) for sources whose licences forbid redistributing the audio or images.
+MEDIA_COLUMN: dict[str, str] = {MUSIC: "audio", IMAGES: "image"}
+
+
+def metadata_only_features(table: str) -> datasets.Features:
+    """The table's features without its media column (ids, VA, captions, descriptors only)."""
+    media = MEDIA_COLUMN.get(table)
+    return datasets.Features({k: v for k, v in FEATURES[table].items() if k != media})

@@ -66,6 +66,9 @@ _STALE_TMP_S = 3600.0  # debris older than this cannot belong to a live download
 _MAX_RETRY_AFTER_S = 60.0  # a huge Retry-After must not park a Beam worker for an hour
 _SAFE_EXT = re.compile(r"^[A-Za-z0-9]{1,10}$")
 _UNCUTTABLE_SCHEMES = frozenset({"file"})  # yt-dlp refuses download_ranges for these
+# Object stores are read through Beam's filesystems (gs:// needs apache-beam[gcp], s3:// [aws]),
+# so inputs staged next to a Dataflow job are fetched and cached like any URL.
+_OBJECT_STORE_SCHEMES = frozenset({"gs", "s3", "azfs", "hdfs"})
 
 Section = tuple[float, "float | None"]  # (start_s, end_s) cut out of the source by yt-dlp/ffmpeg
 
@@ -125,6 +128,24 @@ def _rebuild_error(error_type: str, message: str, transient: bool, attempts: int
 
 
 # -- URLs, keys, redaction ---------------------------------------------------------------------
+
+def _copy_from_store(url: str, outtmpl: str) -> str:
+    """Copy an object-store file into the attempt's temp name through Beam's filesystems."""
+    from apache_beam.io.filesystems import FileSystems
+
+    ext = os.path.splitext(urlsplit(url).path)[1].lstrip(".") or "bin"
+    target = outtmpl.replace("%(ext)s", ext).replace("%%", "%")
+    try:
+        with FileSystems.open(url) as src, open(target, "wb") as dst:
+            while chunk := src.read(1 << 20):
+                dst.write(chunk)
+    except ValueError as exc:  # Beam: no filesystem registered for the scheme
+        raise _AttemptFailed(_Failure("unsupported_url", False, f"{exc}")) from exc
+    except OSError as exc:
+        missing = isinstance(exc, FileNotFoundError) or "not found" in str(exc).lower()
+        raise _AttemptFailed(_Failure("not_found" if missing else "network", not missing, str(exc))) from exc
+    return target
+
 
 def is_url(uri: str) -> bool:
     """True for ``scheme://...`` strings; a one-letter scheme is a Windows drive, not a URL."""
@@ -471,7 +492,7 @@ class Downloader:
             return self._local(url)
         section = None if start_s is None and end_s is None else (
             float(start_s or 0.0), None if end_s is None else float(end_s))
-        if section is not None and urlsplit(url).scheme.lower() in _UNCUTTABLE_SCHEMES:
+        if section is not None and urlsplit(url).scheme.lower() in _UNCUTTABLE_SCHEMES | _OBJECT_STORE_SCHEMES:
             section = None  # yt-dlp would abort; fetch whole, offset_s=0 tells the caller
         try:
             return self._fetch_cached(url, section)
@@ -516,14 +537,17 @@ class Downloader:
     def _attempt(self, url: str, section: Section | None, key: str) -> str:
         """One yt-dlp run into a unique temp name, then an atomic move into the cache."""
         prefix, outtmpl = self._cache.tmp_template(key)
-        params = build_params(self.opts, outtmpl=outtmpl, section=section)
         try:
-            try:
-                with yt_dlp.YoutubeDL(params) as ydl:
-                    info = ydl.extract_info(url, download=True)
-            except (YoutubeDLError, OSError) as exc:
-                raise _AttemptFailed(classify(exc)) from exc
-            produced = self._produced_file(info, prefix)
+            if urlsplit(url).scheme.lower() in _OBJECT_STORE_SCHEMES:
+                produced = _copy_from_store(url, outtmpl)
+            else:
+                params = build_params(self.opts, outtmpl=outtmpl, section=section)
+                try:
+                    with yt_dlp.YoutubeDL(params) as ydl:
+                        info = ydl.extract_info(url, download=True)
+                except (YoutubeDLError, OSError) as exc:
+                    raise _AttemptFailed(classify(exc)) from exc
+                produced = self._produced_file(info, prefix)
             meta = {"url": redact_url(url), "start_s": section[0] if section else None,
                     "end_s": section[1] if section else None,
                     "offset_s": section[0] if section else 0.0}

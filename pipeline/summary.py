@@ -21,6 +21,7 @@ from pipeline.writer import ShardInfo, join
 log = logging.getLogger(__name__)
 VERSIONED = ("apache-beam", "datasets", "librosa", "numpy", "pyarrow", "soundfile", "torch", "torchcodec",
              "transformers", "yt-dlp", "pillow", "imemnet-c")
+STAGES = {"songs": ("songs", "clips"), "caption": ("clips", "captioned"), "images": ("images", "rows")}
 _SECRET_WORDS = ("token", "secret", "password", "key", "cookie", "credential")
 
 
@@ -111,16 +112,16 @@ def render(s: RunSummary) -> str:
     """The end-of-run report printed to the console."""
     lines = [f"IMEMNet-C run finished in {s.wall_s:.1f} s on {s.runner}", "",
              "listed: " + ", ".join(f"{v} {k}" for k, v in s.listed.items())]
-    if s.stage_counters:
-        c = s.stage_counters
-        for stage in ("songs", "caption", "images"):
-            if f"{stage}_in" in c:
-                lines.append(f"stage {stage:8s} in {c.get(f'{stage}_in', 0):6d}  out {c.get(f'{stage}_out', 0):6d}  "
-                             f"failed {c.get(f'{stage}_failed', 0):6d}")
+    c = s.stage_counters
+    for stage, (what_in, what_out) in STAGES.items():
+        if f"{stage}_in" in c:
+            lines.append(f"stage {stage:8s} {c[f'{stage}_in']:6d} {what_in:7s} -> {c.get(f'{stage}_out', 0):6d} "
+                         f"{what_out:9s} {c.get(f'{stage}_failed', 0):6d} failed")
     for table, splits in sorted(s.rows.items()):
         lines.append(f"{table:7s} rows: " + ", ".join(f"{k} {v}" for k, v in splits.items())
                      + f" (total {sum(splits.values())})")
-    lines.append(f"clip audio: {s.clip_audio_hours:.3f} h")
+    lines.append(f"clip audio: {s.clip_audio_hours:.3f} h" + (
+        f" (songs processed in {s.songs_phase_s:.1f} s)" if s.songs_phase_s else ""))
     lines.append(f"failures: {s.failures_total}" + ("" if not s.failures_total else " (kind/stage/reason):"))
     lines += [f"  {n:6d}  {reason}" for reason, n in s.failures_by_reason.items()]
     lines += ["", f"output: {s.output}  (data/, failures/failures.parquet, run.json, README.md)",

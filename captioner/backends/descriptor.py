@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from captioner.base import CaptionerConfig, CaptionResult, ClipForCaption, register
-from captioner.vocab import level_word, mood_words, tempo_word
+from captioner.vocab import brightness_word, loudness_word, mood_words, rhythm_word, tempo_word
 
 PROMPT_VERSION = "template-v1"
 
@@ -26,9 +26,9 @@ class DescriptorCaptioner:
 def describe(d: dict, valence: float, arousal: float) -> str:
     """The template caption for one clip."""
     moods = mood_words(valence, arousal)
-    loud = level_word(d["loudness_db"], -30.0, -16.0, ("soft", "moderately loud", "loud"))
-    bright = level_word(d["brightness"], 1200.0, 2800.0, ("dark, mellow", "balanced", "bright"))
-    busy = level_word(d["onset_rate"], 1.5, 4.0, ("sparse", "steady", "busy"))
+    loud = loudness_word(d["loudness_db"])
+    bright = brightness_word(d["brightness"])
+    busy = rhythm_word(d["onset_rate"])
     tempo = d["tempo_bpm"]
     first = (
         f"A {moods[0]}, {moods[1]} piece in {d['key']} {d['mode']} at a "

@@ -316,3 +316,33 @@ def test_redaction_helpers():
     assert redact_url("https://u:p@h.example/a/b.mp3?sig=abc#t=1") == "https://h.example/a/b.mp3"
     assert redact_text("failed on https://h/x?token=abc now") == "failed on https://h/x now"
     assert cache_key("u", 1, 2) == cache_key("u", 1.0, 2.0) != cache_key("u")
+
+
+def test_object_store_urls_go_through_beam_filesystems_and_the_cache(tmp_path, monkeypatch):
+    from apache_beam.io.filesystems import FileSystems
+
+    data, opened = wav_bytes(), []
+
+    def fake_open(path, *a, **kw):  # stands in for gs://, which needs apache-beam[gcp] and a bucket
+        opened.append(path)
+        return io.BytesIO(data)
+
+    monkeypatch.setattr(FileSystems, "open", staticmethod(fake_open))
+    d = Downloader(opts(tmp_path))
+    got = d.fetch("gs://bucket/songs/a.wav", start_s=1.0, end_s=2.0)
+    assert open(got.path, "rb").read() == data and got.path.endswith(".wav")
+    assert got.offset_s == 0.0  # whole file: the decoder cuts the range
+    again = Downloader(opts(tmp_path)).fetch("gs://bucket/songs/a.wav", start_s=1.0, end_s=2.0)
+    assert again.from_cache and opened == ["gs://bucket/songs/a.wav"]
+
+
+def test_object_store_without_its_filesystem_is_a_clear_permanent_error(tmp_path, monkeypatch):
+    from apache_beam.io.filesystems import FileSystems
+
+    def no_filesystem(path, *a, **kw):  # what Beam says for gs:// without apache-beam[gcp]
+        raise ValueError(f"Unable to get filesystem from specified path, please use the correct path: {path}")
+
+    monkeypatch.setattr(FileSystems, "open", staticmethod(no_filesystem))
+    with pytest.raises(DownloadError) as e:
+        Downloader(opts(tmp_path)).fetch("gs://bucket/a.wav")
+    assert e.value.error_type == "unsupported_url" and not e.value.transient and e.value.attempts == 1
