@@ -55,7 +55,7 @@ class Checked:
 _SPECIAL = re.compile(r"<\|[^|<>]{1,40}\|>|</?s>|<(?:pad|unk|eos|bos)>|\[(?:PAD|UNK|CLS|SEP|MASK)\]")
 # A model that keeps going writes the next chat turn; everything from there on is not caption.
 _NEXT_TURN = re.compile(r"(?:^|\n)\s*(?:user|system|assistant|human)\s*[:\n]", re.IGNORECASE)
-_LEAD_LABEL = re.compile(r"^\s*(?:assistant|caption|answer)\s*:\s*", re.IGNORECASE)
+_LEAD_LABEL = re.compile(r"^\s*(?:(?:assistant|caption|answer)[ \t]*[:\n]\s*)+", re.IGNORECASE)
 # Echoed tag lines ("tempo: moderate, about 96 BPM").
 _TAG_LINE = re.compile(r"^\s*(?:tempo|key|dynamics|timbre|rhythm|mood)\s*:.*$", re.IGNORECASE | re.MULTILINE)
 _SENTENCE_END = re.compile(r"[.!?](?:[\"')\]]*)(?=\s|$)")

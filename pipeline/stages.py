@@ -44,7 +44,7 @@ class _Counted(beam.DoFn):
         self.items_in = Metrics.counter(NAMESPACE, f"{self.stage}_in")
         self.items_failed = Metrics.counter(NAMESPACE, f"{self.stage}_failed")
         self.items_out = Metrics.counter(NAMESPACE, f"{self.stage}_out")
-        self.seconds = Metrics.distribution(NAMESPACE, f"{self.stage}_ms")
+        self.millis = Metrics.distribution(NAMESPACE, f"{self.stage}_ms")
 
     def emit(self, items: Iterable[Any]) -> Iterator[Any]:
         for it in items:
@@ -64,7 +64,6 @@ class SongsToClips(_Counted):
     def __init__(self, cut: CutOptions, download: DownloadOptions, progress_dir: str | None):
         super().__init__()
         self.cut, self.download, self.progress_dir = cut, download, progress_dir
-        self.audio_seconds = Metrics.counter(NAMESPACE, "clip_audio_seconds")
 
     def setup(self):
         self.downloader = Downloader(self.download)
@@ -76,9 +75,8 @@ class SongsToClips(_Counted):
             out = list(process_song(task, self.downloader, self.cut))
         except Exception as e:  # noqa: BLE001 - recorded as a failure row and logged with traceback
             out = [_internal(task.clip_id or task.song_id, "songs", "song", e)]
-        self.seconds.update(int((time.perf_counter() - t0) * 1000))
+        self.millis.update(int((time.perf_counter() - t0) * 1000))
         clips = [c for c in out if isinstance(c, Clip)]
-        self.audio_seconds.inc(int(round(sum(c.end_s - c.start_s for c in clips))))
         yield from self.emit(c for c in out if isinstance(c, Failure))
         if clips:
             self.items_out.inc(len(clips))
@@ -112,13 +110,11 @@ class CaptionClips(_Counted):
                 ClipForCaption(c.clip_id, c.samples, c.sample_rate, c.descriptors, c.valence, c.arousal)
                 for c in todo
             ])
+            captioned = [_with_caption(c, r) for c, r in zip(todo, results, strict=True)]
         except Exception as e:  # noqa: BLE001 - one bad batch must not stop the run
-            results = None
-            out: list[Any] = given + [_internal(c.clip_id, "caption", "clip", e) for c in todo]
-        self.seconds.update(int((time.perf_counter() - t0) * 1000))
-        if results is not None:
-            out = given + [_with_caption(c, r) for c, r in zip(todo, results)]
-        yield from self.emit(out)
+            captioned = [_internal(c.clip_id, "caption", "clip", e) for c in todo]
+        self.millis.update(int((time.perf_counter() - t0) * 1000))
+        yield from self.emit(given + captioned)
 
 
 def _with_caption(clip: Clip, r) -> Clip | Failure:

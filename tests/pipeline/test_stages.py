@@ -1,0 +1,59 @@
+"""Stage DoFns turn rejects and crashes into failure rows instead of stopping the run."""
+from __future__ import annotations
+
+import numpy as np
+
+from captioner.base import CaptionerConfig, CaptionResult
+from pipeline.stages import CaptionClips
+from pipeline.types import Clip, Failure
+
+DESC = {"tempo_bpm": 120.0, "beat_strength": 1.5, "key": "C", "mode": "major", "key_strength": 0.8,
+        "loudness_db": -20.0, "dynamic_range_db": 10.0, "brightness": 1500.0, "onset_rate": 2.0}
+
+
+def clip(i: int, caption: str | None = None) -> Clip:
+    return Clip(f"s-{i}", "s", "test", 0.0, 1.0, np.zeros(100, np.float32), 100, 0.5, 0.5, 0.0, 0.0, "CC0",
+                DESC, caption=caption)
+
+
+class Rejecting:
+    id = "test/rejecting/v0"
+
+    def caption(self, batch):
+        return [CaptionResult(c.clip_id, None, self.id, "repetitive", "the same words again", 3) for c in batch]
+
+
+class Crashing:
+    id = "test/crashing/v0"
+
+    def caption(self, batch):
+        raise RuntimeError("CUDA out of memory")
+
+
+def run_stage(captioner, clips, batch_size=2):
+    stage = CaptionClips(CaptionerConfig(), batch_size)
+    stage.captioner = captioner
+    return list(stage.process(clips))
+
+
+def test_rejected_captions_become_failures_with_reason_and_attempts():
+    out = run_stage(Rejecting(), [clip(0), clip(1), clip(2)])
+    assert [(f.item_id, f.stage, f.error_type, f.attempts) for f in out] == [
+        ("s-0", "caption", "repetitive", 3), ("s-1", "caption", "repetitive", 3), ("s-2", "caption", "repetitive", 3)]
+
+
+def test_a_crashing_batch_fails_its_clips_only_and_keeps_given_captions():
+    out = run_stage(Crashing(), [clip(0, "Given by the source."), clip(1), clip(2)], batch_size=3)
+    kept = [c for c in out if isinstance(c, Clip)]
+    failed = [f for f in out if isinstance(f, Failure)]
+    assert [(c.clip_id, c.captioner) for c in kept] == [("s-0", "source")]
+    assert {f.item_id for f in failed} == {"s-1", "s-2"}
+    assert all(f.error_type == "internal:RuntimeError" and "out of memory" in f.message for f in failed)
+
+
+def test_descriptor_backend_captions_every_clip():
+    from captioner.base import build
+
+    out = run_stage(build(CaptionerConfig("descriptor")), [clip(i) for i in range(5)], batch_size=2)
+    assert [c.clip_id for c in out] == [f"s-{i}" for i in range(5)]
+    assert all(c.caption and c.captioner.startswith("descriptor/") for c in out)
