@@ -9,7 +9,7 @@ import pytest
 
 from pipeline import run as run_mod
 from pipeline.options import build_parser
-from tests.e2e_helpers import shard_bytes
+from tests.e2e_helpers import offline, shard_bytes
 
 SMALL_DEMO = ["--demo_songs", "4", "--demo_song_seconds", "20", "--demo_images", "12", "--no_progress"]
 
@@ -18,7 +18,8 @@ SMALL_DEMO = ["--demo_songs", "4", "--demo_song_seconds", "20", "--demo_images",
 def demo_run(tmp_path_factory):
     base = tmp_path_factory.mktemp("demo")
     out, cache = str(base / "out"), str(base / "cache")
-    summary = run_mod.run(["--output", out, "--cache_dir", cache, *SMALL_DEMO])
+    with offline():  # module-scoped: runs before the autouse guard, so guard it here
+        summary = run_mod.run(["--output", out, "--cache_dir", cache, *SMALL_DEMO])
     return out, cache, summary
 
 

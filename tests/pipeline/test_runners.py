@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from pipeline import run as run_mod
-from tests.e2e_helpers import shard_bytes
+from tests.e2e_helpers import offline, shard_bytes
 
 DEMO = ["--demo_songs", "3", "--demo_song_seconds", "20", "--demo_images", "8", "--no_progress"]
 
@@ -13,7 +13,8 @@ DEMO = ["--demo_songs", "3", "--demo_song_seconds", "20", "--demo_images", "8", 
 def reference(tmp_path_factory):
     base = tmp_path_factory.mktemp("ref")
     cache = str(base / "cache")
-    run_mod.run(["--output", str(base / "out"), "--cache_dir", cache, *DEMO])
+    with offline():  # module-scoped: runs before the autouse guard, so guard it here
+        run_mod.run(["--output", str(base / "out"), "--cache_dir", cache, *DEMO])
     return shard_bytes(str(base / "out")), cache
 
 
