@@ -14,6 +14,7 @@ from dataset_card import schema
 from dataset_card.stats import DatasetStats, Summary
 
 METADATA_ONLY_TAG = "metadata-only"
+LICENSE_FILE = "LICENSE.md"  # per-source terms; the card's `license: other` links to it
 TASK_CATEGORIES = ["audio-classification", "image-classification", "text-to-audio", "text-retrieval"]
 TAGS = ["music", "emotion", "valence-arousal", "music-captioning", "multimodal", "imemnet", "mmva"]
 
@@ -109,6 +110,7 @@ def front_matter(inp: CardInputs) -> dict[str, Any]:
         "pretty_name": "IMEMNet-C" + (" (metadata only)" if inp.metadata_only else ""),
         "license": "other",
         "license_name": "mixed-per-source",
+        "license_link": LICENSE_FILE,
         "license_details": "Each row carries its source; music rows also carry a `license`. See 'Sources and licences'.",
         "language": ["en"],
         "task_categories": TASK_CATEGORIES,
@@ -188,7 +190,7 @@ def _provenance(run: dict[str, Any], s: DatasetStats) -> str:
         return "No `run.json` was found next to the data: provenance unknown."
     opts = run.get("options", {})
     # Paths of the machine that built the data say nothing to a user: leave them out.
-    shown = {k: v for k, v in opts.items() if k not in ("output", "cache_dir", "no_progress")}
+    shown = {k: _public(v) for k, v in opts.items() if k not in ("output", "cache_dir", "no_progress")}
     versions = "\n".join(f"| {k} | {v} |" for k, v in sorted(run.get("versions", {}).items()))
     caps = "\n".join(f"| `{c}` | {n} |" for c, n in s.captioners.items()) or "| — | 0 |"
     return (f"Built by `python -m pipeline.run` on {run.get('runner', '?')} (Python {run.get('python', '?')}) "
@@ -197,6 +199,15 @@ def _provenance(run: dict[str, Any], s: DatasetStats) -> str:
             "Captioner (backend/model/prompt version) and clips captioned:\n\n"
             f"| captioner | clips |\n| --- | --- |\n{caps}\n\n"
             f"Package versions:\n\n| package | version |\n| --- | --- |\n{versions}")
+
+
+def _public(value: Any) -> Any:
+    """An option value without URL query strings (signed URLs carry credentials there)."""
+    if isinstance(value, str):
+        return value.split("?", 1)[0] if "://" in value else value
+    if isinstance(value, list):
+        return [_public(v) for v in value]
+    return value
 
 
 def _fmt(x: float) -> str:
@@ -247,6 +258,12 @@ Not intended for judging individuals' emotions, clinical use, or any decision ab
 - Descriptors (tempo, key, mode, …) are automatic estimates with the usual octave and relative-key errors.
 - Image and music sets come from different studies with different rating scales, mapped to [0, 1].
 - Licences differ per source; some media (IAPS, NAPS) may not be redistributed: use the metadata-only build."""
+
+
+def render_license(stats: DatasetStats) -> str:
+    """LICENSE.md: the dataset mixes sources, so the terms are listed per source."""
+    return ("# IMEMNet-C licences\n\nIMEMNet-C has no single licence: each row keeps its source's terms.\n\n"
+            + _sources(stats) + "\n\nThe card, statistics and plots are CC-BY-4.0.\n")
 
 
 def parse_front_matter(text: str) -> dict[str, Any]:

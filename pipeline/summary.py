@@ -104,7 +104,7 @@ def build_summary(opts: argparse.Namespace, po: PipelineOptions, items: SourceIt
         options=_sanitised(vars(opts)),
         beam_options=_sanitised(beam_opts),
         versions=_versions(),
-        next_command=(f"python -c \"import datasets; print(datasets.load_dataset('{opts.output}', 'music'))\""),
+        next_command=f"python -m dataset_card build {opts.output}   # card, validation, then publish",
     )
 
 

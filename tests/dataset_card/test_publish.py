@@ -1,0 +1,123 @@
+"""`python -m dataset_card publish` against an offline HfApi double (tests/dataset_card/fakehub.py).
+
+The code under test is the real publish path; only the HTTP layer is replaced by the double.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import datasets
+import pytest
+
+from dataset_card import publish as publish_mod
+from dataset_card.__main__ import main
+from dataset_card.publish import TokenError, publish
+from dataset_card.validate import ValidationError
+from tests.dataset_card.fakehub import FakeHfApi, Interrupted
+from tests.dataset_card.fakerun import make_rows, write_run
+
+REPO = "mmva/imemnet-c"
+TOKEN = "hf_TESTTOKEN0123456789abcdefghijklmnop"
+
+
+@pytest.fixture
+def token(monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    return TOKEN
+
+
+@pytest.fixture
+def hub(tmp_path):
+    return FakeHfApi(tmp_path / "fakehub")
+
+
+def test_publish_then_load_like_a_user(run_dir, hub, token, tmp_path, monkeypatch):
+    result = publish(run_dir, REPO, api=hub)
+    assert result.commit and hub.commit_count(REPO) == 1
+    assert "README.md" in result.uploaded and "data/music/train-00000-of-00001.parquet" in result.uploaded
+    assert set(hub.tokens_seen) == {TOKEN}
+    checkout = hub.checkout_dir(REPO)
+    music = datasets.load_dataset(str(checkout), "music", cache_dir=str(tmp_path / "c1"))
+    assert music["train"][0]["audio"].get_all_samples().sample_rate == 8000
+    # By repo id: a local folder named like the repo takes precedence in `datasets`' resolution,
+    # so from the double's checkout root "mmva/imemnet-c" is the repo as the double holds it.
+    monkeypatch.chdir(checkout.parent.parent)
+    by_id = datasets.load_dataset(REPO, "music", cache_dir=str(tmp_path / "c2"))
+    assert by_id["validation"].num_rows == 2 and by_id["train"][0]["caption"]
+    images = datasets.load_dataset(REPO, "images", cache_dir=str(tmp_path / "c2"))
+    assert images["train"][0]["image"].size == (8, 8)
+
+
+def test_republish_unchanged_makes_no_commit(run_dir, hub, token):
+    first = publish(run_dir, REPO, api=hub)  # builds run_dir/hub
+    again = publish(run_dir, REPO, api=hub)  # rebuilds: same bytes
+    from_hub_dir = publish(run_dir / "hub", REPO, api=hub)
+    assert first.commit and again.commit is None and from_hub_dir.commit is None
+    assert hub.commit_count(REPO) == 1 and not again.uploaded
+    assert len(again.unchanged) == len(first.uploaded)
+
+
+def test_changed_data_uploads_only_changes_and_removes_stale_files(tmp_path, hub, token):
+    run = write_run(tmp_path / "run")
+    publish(run, REPO, api=hub)
+    rows = make_rows()
+    rows["images"] = [r for r in rows["images"] if r["split"] != "test"]  # the images test split goes
+    rows["pairs"][0]["score"] = 0.9
+    run2 = write_run(tmp_path / "run2", rows)
+    uploads_before = len(hub.lfs_uploads)
+    r = publish(run2, REPO, api=hub)
+    assert r.commit and hub.commit_count(REPO) == 2
+    assert r.deleted == ["data/images/test-00000-of-00001.parquet"]
+    assert "data/pairs/train-00000-of-00001.parquet" in r.uploaded
+    assert "data/music/train-00000-of-00001.parquet" in r.unchanged
+    assert set(hub.lfs_uploads[uploads_before:]) <= set(r.uploaded)
+    assert not (hub.checkout_dir(REPO) / "data/images/test-00000-of-00001.parquet").exists()
+
+
+def test_interrupted_upload_resumes(run_dir, tmp_path, token):
+    hub = FakeHfApi(tmp_path / "fakehub", fail_after_uploads=3)
+    with pytest.raises(Interrupted):
+        publish(run_dir, REPO, api=hub)
+    assert len(hub.lfs_uploads) == 3 and REPO in hub.repos and hub.repos[REPO].refs["main"] is None
+    done = list(hub.lfs_uploads)
+    hub.fail_after_uploads = None
+    result = publish(run_dir, REPO, api=hub)
+    assert result.commit and hub.commit_count(REPO) == 1
+    assert not set(done) & set(hub.lfs_uploads[3:]), "already uploaded blobs were sent again"
+
+
+def test_private_and_revision(run_dir, hub, token):
+    r = publish(run_dir, REPO, api=hub, private=True, revision="v1")
+    assert hub.repos[REPO].private and r.revision == "v1"
+    assert hub.repos[REPO].refs["v1"] == r.commit and hub.repos[REPO].refs["main"] is None
+
+
+def test_missing_token_is_a_clear_error(run_dir, hub, no_saved_token, capsys):
+    with pytest.raises(TokenError, match="hf auth login"):
+        publish(run_dir, REPO, api=hub)
+    assert main(["publish", str(run_dir), "--repo-id", REPO, "--token-from-env"]) == 2
+    assert "HF_TOKEN" in capsys.readouterr().err
+    assert not hub.repos, "nothing may be created without a token"
+
+
+def test_token_never_printed_logged_or_written(run_dir, hub, token, monkeypatch, capsys, caplog, tmp_path):
+    monkeypatch.setattr(publish_mod, "HfApi", lambda: hub)
+    caplog.set_level(logging.DEBUG)
+    assert main(["publish", str(run_dir), "--repo-id", REPO, "--token-from-env"]) == 0
+    assert main(["publish", str(run_dir), "--repo-id", REPO, "--token-from-env"]) == 0  # no-op path too
+    out = capsys.readouterr()
+    assert hub.tokens_seen and set(hub.tokens_seen) == {TOKEN}  # it was used...
+    assert "no commit" in out.out
+    texts = [out.out, out.err, caplog.text]
+    texts += [p.read_bytes().decode("latin-1") for p in Path(tmp_path).rglob("*") if p.is_file()]
+    assert not any(TOKEN in t or "hf_TESTTOKEN" in t for t in texts)  # ...and never leaked
+
+
+def test_broken_folder_is_not_published(run_dir, hub, token, capsys):
+    rows = make_rows()
+    rows["pairs"].append({"music_clip_id": "ghost-1", "image_id": "img0", "score": 0.1, "split": "train"})
+    bad_run = write_run(run_dir.parent / "bad", rows)
+    with pytest.raises(ValidationError, match="pairs_reference"):
+        publish(bad_run, REPO, api=hub)
+    assert not hub.repos
