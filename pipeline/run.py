@@ -18,6 +18,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from captioner.base import CaptionerConfig
+from captioner.generation import extra_from_args
 from pipeline import graph, progress, summary
 from pipeline.beam_options import beam_options
 from pipeline.download import DownloadOptions
@@ -61,7 +62,8 @@ def graph_config(opts: argparse.Namespace, progress_dir: str | None) -> graph.Gr
             max_per_host=opts.max_per_host, min_interval_per_host_s=opts.min_interval_per_host,
             cookies_file=opts.cookies,
         ),
-        captioner=CaptionerConfig(backend=opts.captioner),
+        captioner=CaptionerConfig(backend=opts.captioner, model=opts.caption_model,
+                                  extra=extra_from_args(opts, prefix="caption_")),
         caption_batch_size=opts.caption_batch_size,
         pairs_per_clip=opts.pairs_per_clip,
         seed=opts.seed,

@@ -38,6 +38,8 @@ class RunSummary:
     failures_total: int
     clip_audio_hours: float
     songs_phase_s: float | None = None  # first to last song finished (workers sharing our disk)
+    captions_rejected: int = 0  # caption-stage failures: empty, repetitive, ungrounded...
+    captions_flagged_share: float = 0.0  # ungrounded captions / clips that reached the captioner
     stage_counters: dict[str, int] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)
     beam_options: dict[str, Any] = field(default_factory=dict)
@@ -88,6 +90,9 @@ def build_summary(opts: argparse.Namespace, po: PipelineOptions, items: SourceIt
     for s in manifest["shards"]:
         rows.setdefault(s["table"], collections.Counter())[s["split"]] += s["rows"]
     reasons = _failures_by_reason(opts.output)
+    rejected = sum(n for r, n in reasons.items() if r.startswith("clip/caption/"))
+    flagged = sum(n for r, n in reasons.items() if r.startswith("clip/caption/caption_ungrounded"))
+    reached = sum(rows.get("music", {}).values()) + rejected
     beam_opts = {k: v for k, v in po.get_all_options(drop_default=True).items()}
     return RunSummary(
         output=opts.output,
@@ -100,6 +105,8 @@ def build_summary(opts: argparse.Namespace, po: PipelineOptions, items: SourceIt
         failures_total=sum(reasons.values()),
         clip_audio_hours=round(manifest["clip_audio_seconds"] / 3600, 4),
         songs_phase_s=songs_phase_s,
+        captions_rejected=rejected,
+        captions_flagged_share=round(flagged / reached, 4) if reached else 0.0,
         stage_counters=_counters(result),
         options=_sanitised(vars(opts)),
         beam_options=_sanitised(beam_opts),
@@ -122,6 +129,9 @@ def render(s: RunSummary) -> str:
                      + f" (total {sum(splits.values())})")
     lines.append(f"clip audio: {s.clip_audio_hours:.3f} h" + (
         f" (songs processed in {s.songs_phase_s:.1f} s)" if s.songs_phase_s else ""))
+    if s.captions_rejected:
+        lines.append(f"captions rejected: {s.captions_rejected} "
+                     f"({100 * s.captions_flagged_share:.1f}% of clips flagged as contradicting their descriptors)")
     lines.append(f"failures: {s.failures_total}" + ("" if not s.failures_total else " (kind/stage/reason):"))
     lines += [f"  {n:6d}  {reason}" for reason, n in s.failures_by_reason.items()]
     lines += ["", f"output: {s.output}  (data/, failures/failures.parquet, run.json, README.md)",

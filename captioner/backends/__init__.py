@@ -1,2 +1,6 @@
-"""Built-in captioner backends; importing this package registers them."""
-from captioner.backends import descriptor  # noqa: F401
+"""Built-in captioner backends; importing this package registers them.
+
+Backend modules import their heavy dependencies (torch, transformers) inside constructors, so
+registering all of them stays cheap for a pipeline that only uses the descriptor template.
+"""
+from captioner.backends import audio_llm, descriptor, tags_llm  # noqa: F401

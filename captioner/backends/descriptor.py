@@ -16,6 +16,8 @@ PROMPT_VERSION = "template-v1"
 class DescriptorCaptioner:
     """Writes one sentence pair per clip from tempo, key/mode, dynamics, timbre, rhythm and mood."""
 
+    needs_audio = False  # reads descriptors only; batch jobs skip decoding the audio
+
     def __init__(self, config: CaptionerConfig | None = None):
         self.id = f"descriptor/none/{PROMPT_VERSION}"
 

@@ -1,0 +1,136 @@
+"""Generation settings and the retry loop shared by the LLM backends.
+
+Settings arrive in ``CaptionerConfig.extra`` (from command-line flags or a config file), so
+they are parsed here once, typed, with defaults that suit a small instruct model on a CPU.
+"""
+from __future__ import annotations
+
+import argparse
+
+import contextlib
+from dataclasses import dataclass, fields
+from typing import Any, Callable, Sequence
+
+from captioner.base import CaptionResult, ClipForCaption
+from captioner.postprocess import Checked
+
+# Seeds of successive attempts are far apart so retries never replay an earlier sample.
+RETRY_SEED_STRIDE = 1_000_003
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    """What every LLM backend accepts in ``CaptionerConfig.extra``."""
+
+    max_new_tokens: int = 64
+    do_sample: bool = True
+    temperature: float = 0.7
+    top_p: float = 0.9
+    seed: int = 0
+    retries: int = 2  # extra attempts for rejected captions, each with a new seed
+    device: str | None = None  # None: cuda when available, else cpu
+    dtype: str = "auto"  # auto: bfloat16 on GPU, float32 on CPU
+    trust_remote_code: bool = False  # off unless the user passes it (remote code runs locally)
+
+    @classmethod
+    def from_extra(cls, extra: dict[str, Any]) -> "GenerationSettings":
+        """Pick the known keys out of ``extra`` (others belong to other parts) and coerce types."""
+        kwargs = {}
+        for f in fields(cls):
+            if f.name in extra and extra[f.name] is not None:
+                default = getattr(cls, f.name)
+                kind = type(default) if default is not None else str
+                kwargs[f.name] = _as_bool(extra[f.name]) if kind is bool else kind(extra[f.name])
+        if kwargs.get("retries", 0) < 0 or kwargs.get("max_new_tokens", 1) < 1:
+            raise ValueError("retries must be >= 0 and max_new_tokens >= 1")
+        return cls(**kwargs)
+
+    def generate_kwargs(self, attempt: int) -> dict[str, Any]:
+        """``generate`` sampling flags; retries always sample (greedy would repeat the reject)."""
+        sample = self.do_sample or attempt > 0
+        out: dict[str, Any] = {"max_new_tokens": self.max_new_tokens, "do_sample": sample}
+        if sample:
+            out.update(temperature=self.temperature, top_p=self.top_p)
+        return out
+
+    def seed_for(self, attempt: int) -> int:
+        return self.seed + attempt * RETRY_SEED_STRIDE
+
+
+def add_generation_flags(parser, prefix: str = "") -> None:
+    """Add the LLM backends' flags (``--{prefix}max_new_tokens`` ...) to a parser or group."""
+    for f in ("max_new_tokens", "seed", "retries"):
+        parser.add_argument(f"--{prefix}{f}", type=int, help=f"generation {f} (default {getattr(GenerationSettings, f)})")
+    for f in ("temperature", "top_p"):
+        parser.add_argument(f"--{prefix}{f}", type=float, help=f"sampling {f} (default {getattr(GenerationSettings, f)})")
+    parser.add_argument(f"--{prefix}do_sample", action=argparse.BooleanOptionalAction, default=None,
+                        help="sample (default) or decode greedily; retries always sample")
+    parser.add_argument(f"--{prefix}dtype", help="torch dtype name (default: bfloat16 on GPU, float32 on CPU)")
+    parser.add_argument(f"--{prefix}trust_remote_code", action="store_true", default=None,
+                        help="run model code shipped with the weights (needed by some models; off by default)")
+
+
+def extra_from_args(args: argparse.Namespace, prefix: str = "") -> dict[str, Any]:
+    """The flags of :func:`add_generation_flags` that were given, as ``CaptionerConfig.extra``."""
+    keys = ("max_new_tokens", "seed", "retries", "temperature", "top_p", "do_sample", "dtype", "trust_remote_code")
+    # `is not None`, not truthiness: --retries 0 and --seed 0 are real values.
+    return {k: getattr(args, prefix + k) for k in keys if getattr(args, prefix + k, None) is not None}
+
+
+def _as_bool(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    return bool(value)
+
+
+def pick_device_dtype(settings: GenerationSettings):
+    """(device, torch dtype) from the settings: bf16 on GPU, fp32 on CPU unless asked otherwise."""
+    import torch
+
+    device = settings.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if settings.dtype == "auto":
+        dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+    else:
+        dtype = getattr(torch, settings.dtype)
+    return device, dtype
+
+
+@contextlib.contextmanager
+def seeded(seed: int, device: str):
+    """Seed torch for one ``generate`` call without disturbing the caller's RNG state."""
+    import torch
+
+    cuda = [torch.device(device).index or 0] if device.startswith("cuda") else []
+    with torch.random.fork_rng(devices=cuda):
+        torch.manual_seed(seed)
+        yield
+
+
+def caption_with_retries(
+    batch: Sequence[ClipForCaption],
+    generate: Callable[[Sequence[ClipForCaption], int], list[str]],
+    check: Callable[[ClipForCaption, str], Checked],
+    settings: GenerationSettings,
+    captioner_id: str,
+) -> list[CaptionResult]:
+    """Generate for the whole batch, then regenerate only the rejected clips, up to ``retries`` times.
+
+    ``generate(clips, attempt)`` returns one raw text per clip; the last rejection's reason is
+    what a clip that never passes is recorded with, and ``attempts`` counts generations.
+    """
+    results: list[CaptionResult | None] = [None] * len(batch)
+    pending = list(range(len(batch)))  # indices, so repeated clip ids cannot collide
+    for attempt in range(settings.retries + 1):
+        if not pending:
+            break
+        raws = generate([batch[i] for i in pending], attempt)
+        still = []
+        for i, raw in zip(pending, raws, strict=True):
+            clip = batch[i]
+            checked = check(clip, raw)
+            results[i] = CaptionResult(
+                clip.clip_id, checked.text, captioner_id, checked.error_type, checked.message, attempt + 1)
+            if not checked.ok:
+                still.append(i)
+        pending = still
+    return [r for r in results if r is not None]

@@ -1,0 +1,165 @@
+"""The standalone job: `python -m captioner` / `accelerate launch -m captioner` on a small pipeline run."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from captioner import job, merge, records
+from captioner.base import CaptionResult
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def pipeline_run(tmp_path_factory) -> Path:
+    """A finished 3-song demo run (12 clips, 3 split shards), built once and copied per test."""
+    out = tmp_path_factory.mktemp("run")
+    subprocess.run([sys.executable, "-m", "pipeline.run", "--output", str(out), "--cache_dir", str(out / "cache"),
+                    "--demo_songs", "3", "--demo_song_seconds", "20", "--demo_images", "0", "--pairs_per_clip", "0",
+                    "--no_progress"], cwd=ROOT, check=True, capture_output=True, timeout=120)
+    return out
+
+
+@pytest.fixture
+def run_dir(pipeline_run, tmp_path) -> Path:
+    dst = tmp_path / "run"
+    shutil.copytree(pipeline_run, dst, ignore=shutil.ignore_patterns("cache"))
+    return dst
+
+
+def tables(run_dir: Path) -> dict[str, object]:
+    return {p.name: pq.read_table(p) for p in merge.music_shards(run_dir)}
+
+
+def all_ids(run_dir: Path) -> list[str]:
+    return sorted(i for t in tables(run_dir).values() for i in t.column("clip_id").to_pylist())
+
+
+def recorded_ids(run_dir: Path) -> list[str]:
+    """Every clip id line of every rank file (duplicates kept, so they would show)."""
+    return sorted(json.loads(line)["clip_id"] for p in (run_dir / "captions").glob("rank-*.jsonl")
+                  for line in p.read_text().splitlines())
+
+
+def launch(run_dir: Path, *extra: str) -> subprocess.CompletedProcess:
+    """Two real CPU processes under accelerate (DESIGN.md: --cpu would start only one)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+           "--main_process_ip", "127.0.0.1", "--main_process_port", str(port),
+           "-m", "captioner", "--input", str(run_dir), "--backend", "descriptor", "--batch_size", "2", *extra]
+    env = dict(os.environ, HF_HUB_OFFLINE="1", CUDA_VISIBLE_DEVICES="")
+    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_descriptor_job_in_process_keeps_table_identical(run_dir):
+    before = tables(run_dir)
+    meta_before = {n: pq.ParquetFile(run_dir / "data/music" / n).metadata for n in before}
+    result = job.run(["--input", str(run_dir), "--backend", "descriptor", "--no_progress"])
+    assert (result.world_size, result.total_clips, result.captioned, result.rejected, result.merged) == (1, 12, 12, 0, True)
+    after = tables(run_dir)
+    assert after.keys() == before.keys()
+    for name, table in after.items():
+        assert table.equals(before[name]) and table.schema.metadata == before[name].schema.metadata
+        meta = pq.ParquetFile(run_dir / "data/music" / name).metadata
+        assert meta.num_row_groups == meta_before[name].num_row_groups
+    summary = json.loads((run_dir / "captions/summary.json").read_text())
+    assert summary["accepted"] == 12 and summary["captioners"] == ["descriptor/none/template-v1"]
+    # A rerun finds everything recorded and captions nothing.
+    again = job.run(["--input", str(run_dir), "--backend", "descriptor", "--no_progress"])
+    assert (again.skipped, again.captioned) == (12, 0)
+    assert recorded_ids(run_dir) == all_ids(run_dir)
+
+
+def test_two_processes_caption_each_clip_exactly_once(run_dir):
+    proc = launch(run_dir)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads((run_dir / "captions/summary.json").read_text())
+    assert summary["world_size"] == 2
+    assert sorted(p.name for p in (run_dir / "captions").glob("rank-*.jsonl")) == ["rank-00000.jsonl", "rank-00001.jsonl"]
+    assert all((run_dir / "captions" / f"rank-0000{r}.jsonl").read_text() for r in (0, 1))  # both ranks worked
+    assert recorded_ids(run_dir) == all_ids(run_dir)  # none lost, none duplicated
+    assert summary["accepted"] == 12 and summary["merged_rows"] == 12
+
+
+def test_interrupted_then_resumed_two_process_run_gives_the_same_set(run_dir, tmp_path):
+    proc = launch(run_dir, "--stop_after", "1")  # each rank "dies" after one clip, before the merge
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert len(recorded_ids(run_dir)) == 2 and not (run_dir / "captions/summary.json").exists()
+    with open(records.rank_file(run_dir, 1), "a") as fh:  # a torn line, as a kill mid-write leaves
+        fh.write('{"clip_id": "demo0')
+    proc = launch(run_dir)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert recorded_ids(run_dir) == all_ids(run_dir)
+    reference = tmp_path / "reference"
+    shutil.copytree(run_dir, reference)
+    shutil.rmtree(reference / "captions")
+    job.run(["--input", str(reference), "--backend", "descriptor", "--no_progress"])
+    assert records.read_all(run_dir) == records.read_all(reference)
+    assert {n: t.column("caption").to_pylist() for n, t in tables(run_dir).items()} == \
+        {n: t.column("caption").to_pylist() for n, t in tables(reference).items()}
+
+
+def test_merge_crash_leaves_previous_table_intact(run_dir, monkeypatch):
+    before = tables(run_dir)
+    ids = all_ids(run_dir)
+    results = {i: CaptionResult(i, f"A new caption for {i}.", "test/none/v0") for i in ids}
+    real, calls = merge._write_like, []
+
+    def fail_second(original, table, target):
+        calls.append(target)
+        if len(calls) == 2:
+            raise OSError("disk full")
+        real(original, table, target)
+
+    monkeypatch.setattr(merge, "_write_like", fail_second)
+    with pytest.raises(OSError):
+        merge.merge(run_dir, results)
+    assert all(t.equals(before[n]) for n, t in tables(run_dir).items())
+    assert not list((run_dir / "data/music").glob("*" + merge.TMP_SUFFIX))
+    monkeypatch.setattr(merge, "_write_like", real)
+    stats = merge.merge(run_dir, results)
+    assert (stats.shards, stats.rows, stats.replaced) == (3, 12, 12)
+    for name, table in tables(run_dir).items():
+        assert table.column("clip_id").to_pylist() == before[name].column("clip_id").to_pylist()  # order kept
+        assert table.column("caption").to_pylist() == [f"A new caption for {i}." for i in table.column("clip_id").to_pylist()]
+
+
+def test_tiny_llm_rejects_are_recorded_and_keep_the_old_caption(run_dir, tmp_path):
+    from tests.captioner.tiny_models import tiny_causal_lm
+
+    model = tiny_causal_lm(tmp_path / "tiny", "llama")
+    before = tables(run_dir)
+    result = job.run(["--input", str(run_dir), "--backend", "tags-llm", "--model", str(model), "--max_new_tokens", "8",
+                      "--retries", "0", "--batch_size", "8", "--no_progress"])
+    summary = json.loads((run_dir / "captions/summary.json").read_text())
+    assert result.captioned + result.rejected == 12 and summary["rejected"] == result.rejected
+    assert summary["captioners"] == ["tags-llm/tiny/tags-v1"]
+    for clip_id, why in summary["rejects"].items():
+        assert why["error_type"].startswith("caption_") and why["attempts"] == 1
+    if result.captioned == 0:  # random weights: nothing accepted, so the table is unchanged
+        assert all(t.equals(before[n]) for n, t in tables(run_dir).items())
+
+
+def test_missing_input_is_a_clear_error(tmp_path):
+    with pytest.raises(SystemExit, match="no music shards"):
+        job.run(["--input", str(tmp_path), "--backend", "descriptor"])
+
+
+def test_command_line_zero_values_reach_the_backend():
+    args = job.parse_args(["--input", "x", "--backend", "tags-llm", "--retries", "0", "--seed", "0", "--no-do_sample"])
+    extra = job.config_from(args).extra
+    assert (extra["retries"], extra["seed"], extra["do_sample"]) == (0, 0, False)
+    assert "temperature" not in extra and "trust_remote_code" not in extra  # unset: the backend's defaults
+    trusted = job.config_from(job.parse_args(["--input", "x", "--trust_remote_code"])).extra
+    assert trusted["trust_remote_code"] is True

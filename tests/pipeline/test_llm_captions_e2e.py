@@ -1,0 +1,27 @@
+"""The pipeline with an LLM captioner (a tiny random model through the real tags-llm code path)."""
+from __future__ import annotations
+
+import pytest
+
+from tests.captioner.tiny_models import tiny_causal_lm
+from tests.e2e_helpers import read_failures, read_table, run_pipeline
+
+
+def test_tags_llm_in_the_pipeline_captions_or_rejects_every_clip(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    model = tiny_causal_lm(tmp_path / "tiny-lm")
+    summary = run_pipeline(tmp_path, "--demo_songs", "2", "--demo_song_seconds", "14", "--demo_images", "0",
+                           "--captioner", "tags-llm", "--caption_model", str(model), "--caption_max_new_tokens", "12",
+                           "--caption_retries", "1", "--caption_batch_size", "4")
+    rows = read_table(tmp_path / "out", "music")
+    rejects = [f for f in read_failures(tmp_path / "out") if f["stage"] == "caption"]
+    assert len(rows) + len(rejects) == summary.stage_counters["songs_out"] > 0
+    assert all(r["captioner"].startswith("tags-llm/") and r["caption"] for r in rows)
+    assert all(f["error_type"].startswith("caption_") and f["attempts"] == 2 for f in rejects)
+    assert summary.captions_rejected == len(rejects)
+    assert 0.0 <= summary.captions_flagged_share <= 1.0
+
+
+def test_unknown_captioner_is_refused_by_the_flag_parser(tmp_path):
+    with pytest.raises(SystemExit):
+        run_pipeline(tmp_path, "--captioner", "nope")
