@@ -5,8 +5,10 @@ import json
 from dataclasses import dataclass, replace
 
 import apache_beam as beam
+from apache_beam.ml.inference.base import RunInference
 
 from captioner.base import CaptionerConfig
+from captioner.beam import CaptionModelHandler
 from pipeline import stages
 from pipeline.download import DownloadOptions
 from pipeline.song import CutOptions
@@ -27,6 +29,8 @@ class GraphConfig:
     download: DownloadOptions
     captioner: CaptionerConfig
     caption_batch_size: int
+    caption_large_model: bool
+    caption_model_copies: int | None
     pairs_per_clip: int
     seed: int
     max_shard_bytes: int
@@ -40,9 +44,19 @@ def build(p: beam.Pipeline, items: SourceItems, cfg: GraphConfig) -> None:
         | "Songs" >> beam.Create(items.songs)
         | "Cut" >> beam.ParDo(stages.SongsToClips(cfg.cut, cfg.download, cfg.progress_dir)),
         is_failure, "CutOut")
-    caption_failures, captioned = split_by(
-        clips | "Caption" >> beam.ParDo(stages.CaptionClips(cfg.captioner, cfg.caption_batch_size)),
+    batches, given = split_by(
+        clips | "CaptionBatches" >> beam.FlatMap(stages.caption_batches, cfg.caption_batch_size),
+        lambda x: isinstance(x, list), "CaptionIn")
+    handler = CaptionModelHandler(cfg.captioner, batch_size=cfg.caption_batch_size,
+                                  large_model=cfg.caption_large_model, model_copies=cfg.caption_model_copies)
+    # Batches are made per song above: RunInference's own BatchElements loses its last batch on
+    # DaskRunner (finish_bundle output is dropped there).
+    caption_failures, llm_captioned = split_by(
+        batches
+        | "Caption" >> RunInference(handler.with_no_batching())
+        | "ApplyCaption" >> beam.ParDo(stages.ApplyCaption()),
         is_failure, "CaptionOut")
+    captioned = (given, llm_captioned) | "Captioned" >> beam.Flatten()
     music = captioned | "MusicRow" >> beam.Map(stages.music_row, cfg.output)
     image_failures, image_rows = split_by(
         p

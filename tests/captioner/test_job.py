@@ -24,7 +24,7 @@ def pipeline_run(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("run")
     subprocess.run([sys.executable, "-m", "pipeline.run", "--output", str(out), "--cache_dir", str(out / "cache"),
                     "--demo_songs", "3", "--demo_song_seconds", "20", "--demo_images", "0", "--pairs_per_clip", "0",
-                    "--no_progress"], cwd=ROOT, check=True, capture_output=True, timeout=120)
+                    "--no_progress", "--captioner", "descriptor"], cwd=ROOT, check=True, capture_output=True, timeout=120)
     return out
 
 

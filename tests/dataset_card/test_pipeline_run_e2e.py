@@ -10,7 +10,8 @@ from pipeline import run as run_mod
 from tests.dataset_card.fakehub import FakeHfApi
 from tests.e2e_helpers import offline
 
-SMALL_DEMO = ["--demo_songs", "4", "--demo_song_seconds", "20", "--demo_images", "12", "--no_progress"]
+SMALL_DEMO = ["--demo_songs", "4", "--demo_song_seconds", "20", "--demo_images", "12", "--no_progress",
+              "--captioner", "descriptor"]
 
 
 @pytest.fixture(scope="module")

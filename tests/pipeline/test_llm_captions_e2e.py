@@ -25,3 +25,18 @@ def test_tags_llm_in_the_pipeline_captions_or_rejects_every_clip(tmp_path, monke
 def test_unknown_captioner_is_refused_by_the_flag_parser(tmp_path):
     with pytest.raises(SystemExit):
         run_pipeline(tmp_path, "--captioner", "nope")
+
+
+@pytest.mark.slow
+def test_default_captioner_is_tags_llm_with_the_packaged_smollm2(tmp_path, monkeypatch):
+    from pipeline.options import build_parser
+
+    assert build_parser().parse_args([]).captioner == "tags-llm"
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    summary = run_pipeline(tmp_path, "--demo_songs", "1", "--demo_song_seconds", "14", "--demo_images", "0",
+                           "--captioner", "tags-llm")  # what `make run` uses, on 2 clips
+    rows = read_table(tmp_path / "out", "music")
+    rejects = [f for f in read_failures(tmp_path / "out") if f["stage"] == "caption"]
+    assert len(rows) + len(rejects) == summary.stage_counters["songs_out"] == 2
+    assert all(r["captioner"] == "tags-llm/SmolLM2-135M-Instruct.Q4_1/tags-v1" for r in rows)
+    assert all(r["caption"].endswith(".") and len(r["caption"].split()) >= 8 for r in rows)

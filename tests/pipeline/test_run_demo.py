@@ -11,7 +11,8 @@ from pipeline import run as run_mod
 from pipeline.options import build_parser
 from tests.e2e_helpers import offline, shard_bytes
 
-SMALL_DEMO = ["--demo_songs", "4", "--demo_song_seconds", "20", "--demo_images", "12", "--no_progress"]
+SMALL_DEMO = ["--demo_songs", "4", "--demo_song_seconds", "20", "--demo_images", "12", "--no_progress",
+              "--captioner", "descriptor"]  # the LLM default is tested in test_llm_captions_e2e
 
 
 @pytest.fixture(scope="module")

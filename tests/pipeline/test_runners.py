@@ -6,7 +6,8 @@ import pytest
 from pipeline import run as run_mod
 from tests.e2e_helpers import offline, shard_bytes
 
-DEMO = ["--demo_songs", "3", "--demo_song_seconds", "20", "--demo_images", "8", "--no_progress"]
+DEMO = ["--demo_songs", "3", "--demo_song_seconds", "20", "--demo_images", "8", "--no_progress",
+        "--captioner", "descriptor"]
 
 
 @pytest.fixture(scope="module")

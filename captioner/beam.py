@@ -1,0 +1,53 @@
+"""A Beam ``ModelHandler`` for captioners, so pipelines caption through ``RunInference``.
+
+The model (any backend of :data:`captioner.base.BACKENDS`) is loaded once per worker process by
+RunInference, or once per machine with ``large_model`` (shared across processes, ``model_copies``
+of it: for GPU workers whose memory holds only so many copies of a 7B model).
+
+Examples are any objects with ``clip_id, samples, sample_rate, descriptors, valence, arousal``
+attributes (the pipeline's clips), so this module imports nothing of the pipeline. A backend that
+raises fails its batch's clips as data (``CaptionResult(text=None, error_type="internal:...")``)
+instead of failing the job.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, Iterable, Sequence
+
+from apache_beam.ml.inference.base import ModelHandler, PredictionResult
+
+from captioner.base import Captioner, CaptionerConfig, CaptionResult, ClipForCaption, build
+
+log = logging.getLogger(__name__)
+
+
+class CaptionModelHandler(ModelHandler[Any, PredictionResult, Captioner]):
+    """RunInference handler: a batch of clips in, one :class:`CaptionResult` per clip out."""
+
+    def __init__(self, config: CaptionerConfig, *, batch_size: int = 16, large_model: bool = False,
+                 model_copies: int | None = None):
+        super().__init__()
+        self.config = config
+        self._batching_kwargs = {"min_batch_size": 1, "max_batch_size": batch_size}
+        self._share_across_processes = large_model
+        self._model_copies = model_copies
+
+    def load_model(self) -> Captioner:
+        return build(self.config)
+
+    def run_inference(self, batch: Sequence[Any], model: Captioner,
+                      inference_args: dict[str, Any] | None = None) -> Iterable[PredictionResult]:
+        clips = [ClipForCaption(c.clip_id, c.samples, c.sample_rate, c.descriptors, c.valence, c.arousal)
+                 for c in batch]
+        try:
+            results = model.caption(clips)
+            if len(results) != len(clips):
+                raise RuntimeError(f"{model.id} returned {len(results)} captions for {len(clips)} clips")
+        except Exception as e:  # noqa: BLE001 - one bad batch fails its clips, not the job
+            log.exception("captioner %s failed on a batch of %d clips", getattr(model, "id", "?"), len(clips))
+            results = [CaptionResult(c.clip_id, None, getattr(model, "id", self.config.backend),
+                                     f"internal:{type(e).__name__}", str(e)[:500]) for c in clips]
+        return [PredictionResult(example, result) for example, result in zip(batch, results)]
+
+    def get_metrics_namespace(self) -> str:
+        return f"captioner-{self.config.backend}"
