@@ -33,8 +33,9 @@ def test_default_captioner_is_tags_llm_with_the_packaged_smollm2(tmp_path, monke
 
     assert build_parser().parse_args([]).captioner == "tags-llm"
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    summary = run_pipeline(tmp_path, "--demo_songs", "1", "--demo_song_seconds", "14", "--demo_images", "0",
-                           "--captioner", "tags-llm")  # what `make run` uses, on 2 clips
+    # what `make run` uses, on 2 clips: 4 s clips on a 4 s grid inside the 5-18 s annotated span
+    summary = run_pipeline(tmp_path, "--demo_songs", "1", "--demo_song_seconds", "18", "--demo_images", "0",
+                           "--captioner", "tags-llm")
     rows = read_table(tmp_path / "out", "music")
     rejects = [f for f in read_failures(tmp_path / "out") if f["stage"] == "caption"]
     assert len(rows) + len(rejects) == summary.stage_counters["songs_out"] == 2
