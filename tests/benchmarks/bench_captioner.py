@@ -6,18 +6,16 @@ number of new tokens, so both variants generate the same amount of text.
 """
 from __future__ import annotations
 
-import json
 import os
-import platform
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
 from captioner.base import CaptionerConfig, ClipForCaption, build
+from tests.benchmarks.records import write_record
 from tests.captioner.tiny_models import tiny_causal_lm
 
-OUT_DIR = Path(__file__).resolve().parents[2] / "runs" / "bench"
 MIN_BATCH_SPEEDUP = 3.0
 DESC = {"tempo_bpm": 96.0, "beat_strength": 2.0, "key": "A", "mode": "minor", "key_strength": 0.7,
         "loudness_db": -22.0, "dynamic_range_db": 6.0, "brightness": 900.0, "onset_rate": 2.0}
@@ -53,10 +51,8 @@ def test_batched_generation_speedup_and_smollm2_rate():
         "tiny_captions_per_s": {"batch_1": one, "batch_8": batched}, "tiny_batch_speedup": batched / one,
         "smollm2": {"id": smol.id, "load_s": load_s, "captions_per_s_batch_1": smol_one,
                     "captions_per_s_batch_4": smol_batch4, "max_new_tokens": 48},
-        "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count()},
     }
-    OUT_DIR.mkdir(parents=True, exist_ok=True)
-    (OUT_DIR / "captioner.json").write_text(json.dumps(record, indent=2))
+    write_record("captioner.json", record)
     print(f"\ntiny LM: {one:.1f} captions/s one at a time, {batched:.1f} at batch 8 "
           f"({batched / one:.1f}x, need >= {MIN_BATCH_SPEEDUP})")
     print(f"SmolLM2-135M: load {load_s:.1f} s, {1 / smol_one:.2f} s/caption one at a time, "

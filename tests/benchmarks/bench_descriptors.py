@@ -6,12 +6,9 @@ figures are per core (the pipeline scales by running workers side by side).
 """
 from __future__ import annotations
 
-import json
 import os
-import platform
 import statistics
 import time
-from pathlib import Path
 
 for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS"):
     os.environ.setdefault(_var, "1")  # effective when this file is imported first; see _one_thread
@@ -24,12 +21,12 @@ from threadpoolctl import threadpool_limits  # noqa: E402
 
 from pipeline import audio, descriptors  # noqa: E402
 from tests import audiogen as g  # noqa: E402
+from tests.benchmarks.records import machine, write_record  # noqa: E402
 
 SONG_S, SONG_SR = 45.0, 44100  # a DEAM excerpt at DEAM's rate
 CLIP_S, HOP_S, SPAN = 10.0, 5 / 3, (15.0, 45.0)  # IMEMNet-C: clips 9..21
 REPEATS = 5
 MIN_X_REAL_TIME = 50.0
-OUT_DIR = Path(__file__).resolve().parents[2] / "runs" / "bench"
 
 
 class _one_thread:
@@ -55,16 +52,7 @@ def _timed(fn, repeats: int = REPEATS) -> list[float]:
 
 
 def _machine() -> dict:
-    return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count(), "python": platform.python_version(),
-            "librosa": librosa.__version__, "numpy": np.__version__, "numba": numba.__version__}
-
-
-def _write(name: str, record: dict) -> Path:
-    OUT_DIR.mkdir(parents=True, exist_ok=True)
-    path = OUT_DIR / name
-    path.write_text(json.dumps(record, indent=2) + "\n")
-    return path
+    return machine(librosa=librosa.__version__, numpy=np.__version__, numba=numba.__version__)
 
 
 def test_descriptor_speed():
@@ -96,7 +84,7 @@ def test_descriptor_speed():
         "speedup_vs_per_clip_analysis": statistics.median(alone_t) / median,
         "min_x_real_time": MIN_X_REAL_TIME, "machine": _machine(), "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
-    path = _write("descriptors.json", record)
+    path = write_record("descriptors.json", record)
     print(f"\ndescriptors: {x_rt:.1f} x real time per core "
           f"({median * 1e3:.0f} ms per {SONG_S:.0f} s song, {len(grid)} clips; analyze "
           f"{statistics.median(analyze_t) * 1e3:.0f} ms; "
@@ -138,7 +126,7 @@ def test_decode_resample_choice(tmp_path):
               "median_seconds": times, "alias_23k_tone_db": {"ffmpeg_swr": level_db(swr_alias),
                                                              "soxr_hq": level_db(soxr_alias)},
               "machine": _machine(), "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
-    path = _write("decode.json", record)
+    path = write_record("decode.json", record)
     print("\ndecode 45 s 48k stereo mp3 -> 44.1k mono: " + ", ".join(f"{k} {v * 1e3:.0f} ms" for k, v in times.items())
           + f"; 23 kHz alias: swr {record['alias_23k_tone_db']['ffmpeg_swr']:.0f} dB, "
           f"soxr {record['alias_23k_tone_db']['soxr_hq']:.0f} dB -> {path}")

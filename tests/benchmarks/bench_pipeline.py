@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -21,10 +20,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from tests.benchmarks.records import write_record
+
 SONGS = int(os.environ.get("BENCH_SONGS", 200))
 SONG_SECONDS, REPEATS = 45, int(os.environ.get("BENCH_REPEATS", 3))
 ROOT = Path(__file__).resolve().parents[2]
-OUT_DIR = ROOT / "runs" / "bench"
 MIN_SCALING, MIN_BEAM_VS_LOOP = 1.6, 0.8
 ONE_THREAD = {v: "1" for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS")}
 
@@ -101,10 +101,8 @@ def test_pipeline_scaling_and_overhead():
         "songs_phase_scaling_2_vs_1": songs_phase["beam_1_worker"] / songs_phase["beam_2_workers"],
         "beam_1_worker_vs_loop": med["loop"] / med["beam_1_worker"],
         "x_real_time": {k: audio_s / v for k, v in med.items()},
-        "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(), "python": platform.python_version()},
     }
-    OUT_DIR.mkdir(parents=True, exist_ok=True)
-    (OUT_DIR / "pipeline.json").write_text(json.dumps(record, indent=2))
+    write_record("pipeline.json", record)
     print(f"\npipeline on {SONGS} x {SONG_SECONDS} s demo songs, fresh process each, median of {REPEATS}:")
     for k, v in med.items():
         print(f"  {k:15s} {v:7.2f} s  ({audio_s / v:6.1f}x real time)")
