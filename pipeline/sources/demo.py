@@ -704,7 +704,9 @@ class DemoSource:
                                       va_curve=curve))
         for j, (v, a) in enumerate(stratified_va(self.n_images, self.seed)):
             image_id = check_id(f"demoimg{j:04d}")
-            path = folder / "images" / f"{image_id}.png"
+            # The VA is part of the file name: image j's VA depends on --demo_images, so a file
+            # cached by a run with another count must not be reused under new labels.
+            path = folder / "images" / f"{image_id}-v{v:.6f}-a{a:.6f}-s{self.image_size}.png"
             if not _image_complete(path, self.image_size):
                 img = synthesize_image(image_id, float(v), float(a), self.seed, self.image_size)
                 _write_atomic(path, lambda tmp: img.save(tmp, format="PNG"))

@@ -267,6 +267,17 @@ def test_items_write_songs_and_images_once(tmp_path):
     assert sorted(p for p in tmp_path.rglob("*") if p.is_file()) == files
 
 
+def test_images_cached_by_a_run_with_another_count_are_not_reused_under_new_labels(tmp_path):
+    # Image j's VA depends on --demo_images; a cache from 6 images must not feed a 10-image run.
+    DemoSource(_opts(tmp_path)).items()
+    opts = _opts(tmp_path)
+    opts.demo_images = 10
+    for image in DemoSource(opts).items().images:
+        with Image.open(image.uri) as im:
+            expected = synthesize_image(image.image_id, image.valence, image.arousal, seed=0, size=48)
+            assert im.convert("RGB").tobytes() == expected.tobytes()
+
+
 def test_a_truncated_song_file_is_rewritten(tmp_path):
     items = DemoSource(_opts(tmp_path, demo_songs=1, demo_images=0)).items()
     path = _path(items.songs[0].uri)
