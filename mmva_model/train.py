@@ -72,8 +72,8 @@ class TrainResult:
     best_score: float | None
     stopped_early: bool
     validation: dict = field(default_factory=dict)  # scores of the best checkpoint
-    data_wait_share: float = 0.0  # share of step time spent waiting for batches
-    steps_per_second: float = 0.0
+    data_wait_share: float = 0.0  # share of training-step time spent waiting for batches
+    steps_per_second: float = 0.0  # optimizer steps per second of step time (no validation/saving)
     world_size: int = 1
 
 
@@ -289,17 +289,20 @@ class Trainer:
             _info(acc, f"resumed from {latest} at step {self.state.step}")
         acc.init_trackers("mmva", config=_flat_hparams(self.cfg))
         music_it, image_it = self._streams(self.state.step * t.grad_accum)
-        start, wait_total, t_start = self.state.step, 0.0, time.perf_counter()
+        # Step time excludes validation and checkpoints: it is what the data pipeline must feed.
+        start, wait_total, step_total = self.state.step, 0.0, 0.0
         stop_at = t.steps if a.stop_after is None else min(t.steps, start + a.stop_after)
         bar = tqdm(total=t.steps, initial=start, desc="train", disable=not self._show_progress(), unit="step")
         stopped_early, window = False, []
         self.model.train()
         while self.state.step < stop_at and not stopped_early:
+            t_step = time.perf_counter()
             for _ in range(t.grad_accum):
                 with acc.accumulate(self.model):
                     scalars, wait = self._micro_step(music_it, image_it)
                 window.append(scalars)
                 wait_total += wait
+            step_total += time.perf_counter() - t_step
             self.state.step += 1
             bar.update(1)
             if self.state.step % a.log_every == 0 or self.state.step == stop_at:
@@ -314,7 +317,6 @@ class Trainer:
             if self.state.step % t.checkpoint_every == 0 or self.state.step == stop_at or stopped_early:
                 self._save_state()
         bar.close()
-        elapsed = time.perf_counter() - t_start
         steps_done = self.state.step - start
         if self.state.step >= t.steps or stopped_early:
             self._save_model("last", None)
@@ -322,8 +324,8 @@ class Trainer:
         acc.end_training()
         result = TrainResult(self.out, self.state.step, self.state.best_step,
                              None if self.state.best_step is None else self.state.best_score, stopped_early,
-                             data_wait_share=wait_total / elapsed if elapsed else 0.0,
-                             steps_per_second=steps_done / elapsed if elapsed else 0.0,
+                             data_wait_share=wait_total / step_total if step_total else 0.0,
+                             steps_per_second=steps_done / step_total if step_total else 0.0,
                              world_size=acc.num_processes)
         if acc.is_main_process:
             best_meta = self.out / "best" / "meta.json"

@@ -58,8 +58,8 @@ class LogMelCNN(Encoder):
 
     def __init__(self, cfg: EncoderConfig):
         super().__init__(cfg)
-        o = {"sample_rate": 16000, "clip_seconds": 10.0, "n_mels": 48, "hop": 640,
-             "channels": [16, 32, 48, 64], "descriptors": True, "descriptor_dim": 32, "cnn": True,
+        o = {"sample_rate": 16000, "clip_seconds": 10.0, "n_mels": 32, "hop": 1024,
+             "channels": [8, 16, 32], "descriptors": True, "descriptor_dim": 32, "cnn": True,
              **cfg.options}
         self.sample_rate, self.clip_seconds = int(o["sample_rate"]), float(o["clip_seconds"])
         self.n_mels, self.hop = int(o["n_mels"]), int(o["hop"])

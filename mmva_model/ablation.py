@@ -1,0 +1,95 @@
+"""Ablations of MMVA's choices, each one train + evaluate command, summarised as a table.
+
+    python -m mmva_model.ablation --data runs/demo-mmva          # all variants
+    python -m mmva_model.ablation --variants full no-similarity  # some
+
+Every row is reproducible on its own with the command the table prints next to it (the same
+`train.py --set ...` overrides, then `python -m mmva_model.evaluate`). Writes
+``<out>/ablation.json`` and ``<out>/ablation.md``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from mmva_model import evaluate, train
+from mmva_model.evaluation import jsonable
+
+# Variant -> config overrides on top of --config (default: offline).
+VARIANTS: dict[str, list[str]] = {
+    "full": [],  # random VA matching, MSE similarity, lambda = 1
+    "no-similarity": ["loss.similarity_weight=0"],
+    "contrastive": ["loss.similarity=contrastive"],
+    "fixed-pairs": ["train.matching=fixed"],
+}
+COLUMNS = ("music V", "music A", "image V", "image A", "caption V", "caption A",
+           "ρ image-music", "ρ image-caption", "ρ music-caption", "image→music nDCG@10")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m mmva_model.ablation", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", default="runs/demo-mmva", help="IMEMNet-C to train and test on (default: runs/demo-mmva)")
+    p.add_argument("--config", default="offline", help="base config (default: offline)")
+    p.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), default=list(VARIANTS),
+                   help="variants to run (default: all)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="extra override applied to every variant (e.g. train.steps=100)")
+    p.add_argument("--out", default="runs/ablation", help="where runs and the table go (default: runs/ablation)")
+    p.add_argument("--split", default="test", help="split the table reports (default: test)")
+    return p
+
+
+def train_argv(args: argparse.Namespace, variant: str) -> list[str]:
+    sets = [x for o in [*VARIANTS[variant], *args.overrides] for x in ("--set", o)]
+    return ["--config", args.config, "--data", args.data, "--output_dir", str(Path(args.out) / variant), *sets]
+
+
+def row(metrics: dict) -> list[float | None]:
+    va, rho = metrics["va"], metrics["similarity_spearman"]
+    vals = [va[m][d]["r2"] for m in ("music", "image", "caption") for d in ("valence", "arousal")]
+    vals += [rho["image-music"], rho["image-caption"], rho["music-caption"],
+             metrics["retrieval"]["image->music"]["nDCG@10"]]
+    return vals
+
+
+def markdown(results: dict[str, dict]) -> str:
+    head = "| variant | " + " | ".join(COLUMNS) + " | command |"
+    lines = [head, "|" + "---|" * (len(COLUMNS) + 2)]
+    for name, res in results.items():
+        cells = " | ".join("–" if v is None else f"{v:.3f}" for v in row(res["metrics"]))
+        lines.append(f"| {name} | {cells} | `{res['command']}` |")
+    return "\n".join(lines)
+
+
+def run(argv: list[str] | None = None) -> dict[str, dict]:
+    """Train and evaluate each variant; returns {variant: {command, metrics, best_step}}."""
+    args = build_parser().parse_args(argv)
+    results = {}
+    for variant in args.variants:
+        targv = train_argv(args, variant)
+        result = train.run([*targv, "--no_progress"])
+        ev = evaluate.run(["--checkpoint", str(result.output_dir), "--data", args.data,
+                           "--split", args.split, "--quiet"])
+        command = "python mmva_model/train.py " + " ".join(targv)
+        results[variant] = {"command": command, "best_step": result.best_step,
+                            "metrics": jsonable(ev.metrics)}
+        print(f"{variant}: done (best step {result.best_step})", file=sys.stderr)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "ablation.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
+    table = markdown(results)
+    (out / "ablation.md").write_text(table + "\n", encoding="utf-8")
+    print(table)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    run(argv)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
