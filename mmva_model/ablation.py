@@ -14,6 +14,8 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from mmva_model import evaluate, train
 from mmva_model.evaluation import jsonable
 
@@ -39,12 +41,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="extra override applied to every variant (e.g. train.steps=100)")
     p.add_argument("--out", default="runs/ablation", help="where runs and the table go (default: runs/ablation)")
     p.add_argument("--split", default="test", help="split the table reports (default: test)")
+    p.add_argument("--seeds", nargs="+", type=int, default=[0],
+                   help="train each variant once per seed; the table shows mean ± std (default: 0)")
     return p
 
 
-def train_argv(args: argparse.Namespace, variant: str) -> list[str]:
-    sets = [x for o in [*VARIANTS[variant], *args.overrides] for x in ("--set", o)]
-    return ["--config", args.config, "--data", args.data, "--output_dir", str(Path(args.out) / variant), *sets]
+def train_argv(args: argparse.Namespace, variant: str, seed: int) -> list[str]:
+    overrides = [*VARIANTS[variant], *args.overrides, *([f"train.seed={seed}"] if seed else [])]
+    sets = [x for o in overrides for x in ("--set", o)]
+    name = variant if not seed else f"{variant}-seed{seed}"
+    return ["--config", args.config, "--data", args.data, "--output_dir", str(Path(args.out) / name), *sets]
 
 
 def row(metrics: dict) -> list[float | None]:
@@ -55,28 +61,40 @@ def row(metrics: dict) -> list[float | None]:
     return vals
 
 
-def markdown(results: dict[str, dict]) -> str:
+def _cell(values: list[float | None]) -> str:
+    vals = np.asarray([np.nan if v is None else v for v in values], dtype=float)
+    if np.isnan(vals).all():
+        return "–"
+    if len(vals) == 1:
+        return f"{vals[0]:.3f}"
+    return f"{np.nanmean(vals):.3f} ± {np.nanstd(vals):.3f}"
+
+
+def markdown(results: dict[str, list[dict]]) -> str:
+    """One row per variant (mean ± std over seeds) with the command of its first seed."""
     head = "| variant | " + " | ".join(COLUMNS) + " | command |"
     lines = [head, "|" + "---|" * (len(COLUMNS) + 2)]
-    for name, res in results.items():
-        cells = " | ".join("–" if v is None else f"{v:.3f}" for v in row(res["metrics"]))
-        lines.append(f"| {name} | {cells} | `{res['command']}` |")
+    for name, runs in results.items():
+        per_column = list(zip(*(row(r["metrics"]) for r in runs)))
+        cells = " | ".join(_cell(list(col)) for col in per_column)
+        lines.append(f"| {name} | {cells} | `{runs[0]['command']}` |")
     return "\n".join(lines)
 
 
-def run(argv: list[str] | None = None) -> dict[str, dict]:
-    """Train and evaluate each variant; returns {variant: {command, metrics, best_step}}."""
+def run(argv: list[str] | None = None) -> dict[str, list[dict]]:
+    """Train and evaluate each variant per seed; returns {variant: [{seed, command, metrics, best_step}]}."""
     args = build_parser().parse_args(argv)
-    results = {}
+    results: dict[str, list[dict]] = {}
     for variant in args.variants:
-        targv = train_argv(args, variant)
-        result = train.run([*targv, "--no_progress"])
-        ev = evaluate.run(["--checkpoint", str(result.output_dir), "--data", args.data,
-                           "--split", args.split, "--quiet"])
-        command = "python mmva_model/train.py " + " ".join(targv)
-        results[variant] = {"command": command, "best_step": result.best_step,
-                            "metrics": jsonable(ev.metrics)}
-        print(f"{variant}: done (best step {result.best_step})", file=sys.stderr)
+        for seed in args.seeds:
+            targv = train_argv(args, variant, seed)
+            result = train.run([*targv, "--no_progress", "--overwrite"])
+            ev = evaluate.run(["--checkpoint", str(result.output_dir), "--data", args.data,
+                               "--split", args.split, "--quiet"])
+            command = "python mmva_model/train.py " + " ".join(targv)
+            results.setdefault(variant, []).append({"seed": seed, "command": command, "best_step": result.best_step,
+                                                    "metrics": jsonable(ev.metrics)})
+            print(f"{variant} seed {seed}: done (best step {result.best_step})", file=sys.stderr)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "ablation.json").write_text(json.dumps(results, indent=2), encoding="utf-8")

@@ -38,6 +38,11 @@ from mmva_model.model import MMVA
 from mmva_model.sampler import StepSampler
 
 CHECKPOINTS = "checkpoints"
+RUN_FILES = (CHECKPOINTS, "best", "last", "logs", "metrics.jsonl", "train.json")
+
+
+class RunFolderError(ValueError):
+    """An output folder that already holds a run, without --resume or --overwrite."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override a config value, e.g. --set train.steps=100 --set loss.similarity=contrastive")
     p.add_argument("--resume", action="store_true",
                    help="continue from the latest checkpoint in the output folder (its config is used)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="start afresh in an output folder that already holds a run (its checkpoints, "
+                        "best/, last/ and logs are deleted)")
     p.add_argument("--stop_after", type=int, default=None, metavar="N",
                    help="stop after N optimizer steps in this invocation (time-boxed jobs; resume later)")
     p.add_argument("--cache_dir", default=DEFAULT_CACHE, help=f"frozen-feature cache (default: {DEFAULT_CACHE})")
@@ -278,13 +286,16 @@ class Trainer:
     # -- the loop
     def fit(self) -> TrainResult:
         acc, t, a = self.accelerator, self.cfg.train, self.args
+        if not a.resume:
+            self._claim_output_folder()
         if acc.is_main_process:
             self.out.mkdir(parents=True, exist_ok=True)
             self.cfg.save(self.out / "config.yaml")
+        acc.wait_for_everyone()
         if a.resume:
             latest = _latest_checkpoint(self.out)
             if latest is None:
-                raise DataError(f"--resume: no checkpoint under {self.out / CHECKPOINTS}")
+                raise RunFolderError(f"--resume: no checkpoint under {self.out / CHECKPOINTS}")
             acc.load_state(str(latest))
             _info(acc, f"resumed from {latest} at step {self.state.step}")
         acc.init_trackers("mmva", config=_flat_hparams(self.cfg))
@@ -334,6 +345,20 @@ class Trainer:
             summary = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(result).items()}
             (self.out / "train.json").write_text(json.dumps(jsonable(summary), indent=2), encoding="utf-8")
         return result
+
+    def _claim_output_folder(self) -> None:
+        """A fresh run never mixes with an earlier one's checkpoints or logs."""
+        existing = [n for n in RUN_FILES if (self.out / n).exists()]
+        if not existing:
+            return
+        if not self.args.overwrite:
+            raise RunFolderError(f"{self.out} already holds a run ({', '.join(existing)}): "
+                                 "pass --resume to continue it or --overwrite to start afresh")
+        self.accelerator.wait_for_everyone()
+        if self.accelerator.is_main_process:
+            for name in existing:
+                path = self.out / name
+                shutil.rmtree(path) if path.is_dir() else path.unlink()
 
     def _evaluate_and_select(self) -> bool:
         """Validate, keep the best model, and say whether early stopping triggers."""
@@ -400,7 +425,7 @@ def run(argv: list[str] | None = None) -> TrainResult:
 def main(argv: list[str] | None = None) -> int:
     try:
         result = run(argv)
-    except (DataError, ConfigError) as e:
+    except (DataError, ConfigError, RunFolderError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if result.validation:

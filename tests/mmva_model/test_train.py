@@ -2,16 +2,13 @@
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from mmva_model import train
 from mmva_model.checkpoint import load_checkpoint
+from tests.e2e_helpers import accelerate_two_cpu_processes
 from tests.mmva_model.conftest import copy_run_with
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -83,17 +80,8 @@ def test_fixed_pair_and_contrastive_variants_train(demo_data, tmp_path):
         assert result.step == 2 and all(v == v and v > 0 for v in losses.values())
 
 
-def _launch(*args: str) -> subprocess.CompletedProcess:
-    """Two real CPU processes (DESIGN.md: `accelerate launch --cpu` would start only one)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-           "--main_process_ip", "127.0.0.1", "--main_process_port", str(port),
-           str(ROOT / "mmva_model" / "train.py"), *args]
-    env = dict(os.environ, HF_HUB_OFFLINE="1", CUDA_VISIBLE_DEVICES="", OMP_NUM_THREADS="1")
-    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+def _launch(*args: str):
+    return accelerate_two_cpu_processes(str(ROOT / "mmva_model" / "train.py"), *args, cwd=ROOT)
 
 
 @pytest.mark.slow
@@ -137,6 +125,17 @@ def test_bad_data_stops_with_the_rows_named(demo_data, tmp_path, capsys):
     code = train.main(tiny_args(no_col, tmp_path / "o2", tmp_path / "cache"))
     err = capsys.readouterr().err
     assert code == 2 and "valence" in err and "images" in err
+
+
+def test_a_fresh_run_refuses_a_used_folder_unless_told(demo_data, tmp_path, capsys):
+    out = tmp_path / "o"
+    train.run(tiny_args(demo_data, out, tmp_path / "cache", "--set", "train.steps=1"))
+    assert train.main(tiny_args(demo_data, out, tmp_path / "cache", "--set", "train.steps=1")) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    result = train.run(tiny_args(demo_data, out, tmp_path / "cache", "--set", "train.steps=2", "--overwrite"))
+    assert result.step == 2 and set(train_losses(out)) == {1, 2}  # nothing of the first run left
+    assert train.main(tiny_args(demo_data, tmp_path / "empty", tmp_path / "cache", "--resume")) == 2
+    assert "no checkpoint" in capsys.readouterr().err
 
 
 def test_missing_default_data_says_how_to_make_it(tmp_path, monkeypatch, capsys):
