@@ -138,6 +138,28 @@ def test_a_fresh_run_refuses_a_used_folder_unless_told(demo_data, tmp_path, caps
     assert "no checkpoint" in capsys.readouterr().err
 
 
+def test_trains_from_a_built_dataset_folder_and_refuses_a_metadata_only_one(demo_data, tmp_path, capsys):
+    from dataset_card.build import build
+
+    built = build(demo_data, tmp_path / "hub").out_dir
+    result = train.run(tiny_args(built, tmp_path / "o", tmp_path / "cache", "--set", "train.steps=2"))
+    assert result.step == 2 and result.validation["n"]["image"] > 0
+    meta_only = build(demo_data, tmp_path / "hub-meta", metadata_only=True).out_dir
+    assert train.main(tiny_args(meta_only, tmp_path / "o2", tmp_path / "cache")) == 2
+    assert "lacks columns ['audio']" in capsys.readouterr().err
+
+
+def test_gradient_accumulation_and_early_stopping(demo_data, tmp_path):
+    accum = train.run(tiny_args(demo_data, tmp_path / "a", tmp_path / "cache", "--set", "train.steps=2",
+                                "--set", "train.grad_accum=2"))
+    assert accum.step == 2 and len(train_losses(tmp_path / "a")) == 2
+    # lr 0: validation never improves after the first evaluation, so patience 1 stops at step 6.
+    flat = train.run(tiny_args(demo_data, tmp_path / "e", tmp_path / "cache", "--set", "train.steps=30",
+                               "--set", "train.lr=0", "--set", "train.patience=1"))
+    assert flat.stopped_early and (flat.step, flat.best_step) == (6, 3)
+    assert (tmp_path / "e" / "last").is_dir()
+
+
 def test_missing_default_data_says_how_to_make_it(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)  # no runs/demo here
     code = train.main(["--config", "tiny", "--no_progress", "--output_dir", str(tmp_path / "o")])
