@@ -2,7 +2,10 @@
 ``python -m mmva_model.evaluate`` and the zero-shot tasks)."""
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -123,16 +126,22 @@ def score(preds: dict[str, Predictions]) -> dict:
     }
 
 
-def jsonable(x):
-    """``x`` with NaN/inf floats as None and numpy scalars as Python numbers (strict JSON)."""
+def jsonable(x: Any) -> Any:
+    """Dataclasses, numpy values and paths as plain JSON values; NaN/inf become None (strict JSON)."""
+    if dataclasses.is_dataclass(x) and not isinstance(x, type):
+        return {f.name: jsonable(getattr(x, f.name)) for f in dataclasses.fields(x) if not f.name.startswith("_")}
     if isinstance(x, dict):
         return {str(k): jsonable(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
         return [jsonable(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return jsonable(x.tolist())
     if isinstance(x, (float, np.floating)):
         return float(x) if np.isfinite(x) else None
     if isinstance(x, np.integer):
         return int(x)
+    if isinstance(x, Path):
+        return str(x)
     return x
 
 

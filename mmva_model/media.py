@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import re
 
 import numpy as np
 import soundfile as sf
@@ -54,7 +55,9 @@ def decode_image(data: bytes) -> Image.Image:
             im.load()
             return im.convert("RGB")
     except (OSError, Image.DecompressionBombError, SyntaxError) as e:
-        raise MediaError(f"undecodable image ({e})") from e
+        # Pillow names the buffer object (with its address) in some messages: keep them stable.
+        reason = re.sub(r" <_io\.BytesIO object at 0x[0-9a-f]+>", "", str(e))
+        raise MediaError(f"undecodable image ({reason})") from e
 
 
 def media_bytes(value) -> bytes:
