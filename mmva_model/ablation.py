@@ -25,6 +25,7 @@ VARIANTS: dict[str, list[str]] = {
     "no-similarity": ["loss.similarity_weight=0"],
     "contrastive": ["loss.similarity=contrastive"],
     "fixed-pairs": ["train.matching=fixed"],
+    "no-music-cnn": ["model.music.options.cnn=false"],  # music from the measured descriptors alone
 }
 COLUMNS = ("music V", "music A", "image V", "image A", "caption V", "caption A",
            "ρ image-music", "ρ image-caption", "ρ music-caption", "image→music nDCG@10")

@@ -59,7 +59,7 @@ class LogMelCNN(Encoder):
     def __init__(self, cfg: EncoderConfig):
         super().__init__(cfg)
         o = {"sample_rate": 16000, "clip_seconds": 10.0, "n_mels": 32, "hop": 1024,
-             "channels": [8, 16, 32], "descriptors": True, "descriptor_dim": 32, "cnn": True,
+             "channels": [8, 16, 32], "descriptors": True, "descriptor_dim": 32, "cnn": True, "cnn_dropout": 0.0,
              **cfg.options}
         self.sample_rate, self.clip_seconds = int(o["sample_rate"]), float(o["clip_seconds"])
         self.n_mels, self.hop = int(o["n_mels"]), int(o["hop"])
@@ -71,6 +71,9 @@ class LogMelCNN(Encoder):
         # with the weights, so a checkpoint predicts the way it was trained).
         self.register_buffer("desc_mean", torch.zeros(n_desc))
         self.register_buffer("desc_std", torch.ones(n_desc))
+        # Dropout on the CNN's pooled features keeps the head from leaning on song-specific
+        # spectrogram details when the descriptors already say what generalises across songs.
+        self.cnn_dropout = nn.Dropout(float(o["cnn_dropout"]))
         d = int(o["descriptor_dim"]) if self.use_descriptors else 0
         self.desc_mlp = nn.Sequential(nn.Linear(n_desc, d), nn.ReLU()) if d else None
         self.out_dim = (2 * chans[-1] if chans else 0) + d
@@ -103,7 +106,7 @@ class LogMelCNN(Encoder):
             # from the descriptors, timbre and rhythm from the spectrogram's shape.
             x = (x - x.mean(dim=(2, 3), keepdim=True)) / (x.std(dim=(2, 3), keepdim=True) + 1e-5)
             h = self.cnn(x)
-            feats += [h.mean(dim=(2, 3)), h.amax(dim=(2, 3))]
+            feats.append(self.cnn_dropout(torch.cat([h.mean(dim=(2, 3)), h.amax(dim=(2, 3))], dim=1)))
         if self.desc_mlp is not None:
             z = (frozen_out["descriptors"] - self.desc_mean) / self.desc_std
             feats.append(self.desc_mlp(torch.nan_to_num(z, nan=0.0)))
