@@ -59,6 +59,13 @@ def register(name: str):
     return deco
 
 
+def needs_audio(config: CaptionerConfig) -> bool:
+    """Whether the backend reads the clips' audio (else only descriptors and VA), without building it."""
+    from captioner import backends  # noqa: F401  (registers the built-in backends)
+
+    return bool(getattr(BACKENDS.get(config.backend), "needs_audio", True))
+
+
 def build(config: CaptionerConfig) -> Captioner:
     """Instantiate the backend named in ``config``; unknown names list the known ones."""
     from captioner import backends  # noqa: F401  (registers the built-in backends)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 import apache_beam as beam
 from apache_beam.ml.inference.base import RunInference
 
-from captioner.base import CaptionerConfig
+from captioner.base import CaptionerConfig, needs_audio
 from captioner.beam import CaptionModelHandler
 from pipeline import stages
 from pipeline.download import DownloadOptions
@@ -42,7 +42,8 @@ def build(p: beam.Pipeline, items: SourceItems, cfg: GraphConfig) -> None:
     song_failures, clips = split_by(
         p
         | "Songs" >> beam.Create(items.songs)
-        | "Cut" >> beam.ParDo(stages.SongsToClips(cfg.cut, cfg.download, cfg.progress_dir)),
+        | "Cut" >> beam.ParDo(stages.SongsToClips(cfg.cut, cfg.download, cfg.progress_dir, cfg.output,
+                                                 keep_audio=needs_audio(cfg.captioner))),
         is_failure, "CutOut")
     batches, given = split_by(
         clips | "CaptionBatches" >> beam.FlatMap(stages.caption_batches, cfg.caption_batch_size),

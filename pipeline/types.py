@@ -90,7 +90,7 @@ class Clip:
     source: str
     start_s: float
     end_s: float
-    samples: Any  # np.ndarray float32 mono
+    samples: Any  # np.ndarray float32 mono; None once staged for a captioner that needs no audio
     sample_rate: int
     valence: float
     arousal: float
@@ -100,3 +100,4 @@ class Clip:
     descriptors: dict[str, Any] = field(default_factory=dict)
     caption: str | None = None
     captioner: str | None = None
+    staged_audio: tuple[str, int] | None = None  # (uri, bytes) of its FLAC in the staging area
