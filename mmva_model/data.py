@@ -14,7 +14,6 @@ columns, NaN or out-of-range VA, duplicate ids (and, when preparing inputs, unde
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -155,8 +154,3 @@ def _pair_indices(data: str, split: str, music: TableSplit, images: TableSplit,
     rows = [(clip_index.get(c), image_index.get(i)) for c, i in zip(df.music_clip_id, df.image_id)]
     kept = np.asarray([r for r in rows if None not in r], dtype=np.int64).reshape(-1, 2)
     return kept, len(rows) - len(kept)
-
-
-def finite_or_none(x: float) -> float | None:
-    """JSON-safe float: NaN/inf become None."""
-    return float(x) if math.isfinite(x) else None
