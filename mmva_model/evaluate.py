@@ -9,13 +9,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import datasets
 import torch
 
 from dataset_card.schema import IMAGES, MUSIC
@@ -27,6 +24,7 @@ from mmva_model.features import DEFAULT_CACHE, Frozen, build_cache, table_encode
 from mmva_model.imemnet import MatchingError, MatchingFile, matching_spearman, read_matching
 from mmva_model.metrics import VA_DIMS
 from mmva_model.plots import va_scatter
+from mmva_model.progress import hf_progress
 
 METRICS_FILE, SCATTER_FILE = "metrics.json", "va_scatter.png"
 USER_ERRORS = (CheckpointError, ConfigError, DataError, MatchingError)
@@ -81,21 +79,8 @@ def run(argv: list[str] | None = None) -> EvalResult:
 
 def evaluate(args: argparse.Namespace) -> EvalResult:
     """:func:`run` on parsed flags."""
-    with _datasets_progress(enabled=not args.quiet):
+    with hf_progress(not args.quiet):
         return _evaluate(args)
-
-
-@contextmanager
-def _datasets_progress(enabled: bool) -> Iterator[None]:
-    """Turn the datasets library's progress bars off for the block when not ``enabled``."""
-    was_enabled = not datasets.utils.are_progress_bars_disabled()
-    if not enabled:
-        datasets.disable_progress_bars()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            datasets.enable_progress_bars()
 
 
 def _evaluate(args: argparse.Namespace) -> EvalResult:

@@ -22,7 +22,6 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import datasets
 import torch
 from accelerate import Accelerator
 from accelerate.utils import ProjectConfiguration, set_seed
@@ -35,6 +34,7 @@ from mmva_model.evaluation import jsonable, predict_split, score, selection_scor
 from mmva_model.features import DEFAULT_CACHE, CachedStream, LiveStream, build_cache, table_encoders
 from mmva_model.losses import mmva_loss
 from mmva_model.model import MMVA
+from mmva_model.progress import hf_progress
 from mmva_model.sampler import StepSampler
 
 CHECKPOINTS = "checkpoints"
@@ -157,8 +157,6 @@ class Trainer:
             log_with="tensorboard",
             project_config=ProjectConfiguration(project_dir=str(self.out), logging_dir=str(self.out / "logs")),
         )
-        if args.no_progress:
-            datasets.disable_progress_bars()
         set_seed(t.seed)
         self.state = TrainerState()
         self._load_data()
@@ -419,7 +417,8 @@ def _info(acc: Accelerator, message: str) -> None:
 def run(argv: list[str] | None = None) -> TrainResult:
     """Train as the command line would; returns what happened."""
     args = build_parser().parse_args(argv)
-    return Trainer(args).fit()
+    with hf_progress(not args.no_progress):
+        return Trainer(args).fit()
 
 
 def main(argv: list[str] | None = None) -> int:

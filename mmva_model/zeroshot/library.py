@@ -37,7 +37,8 @@ from mmva_model.encoders.base import Batch
 from mmva_model.media import MediaError, decode_audio, media_bytes
 from mmva_model.model import MMVA
 from mmva_model.zeroshot.errors import ZeroShotError
-from mmva_model.zeroshot.predict import encode_prepared, hf_progress, model_hash
+from mmva_model.progress import hf_progress
+from mmva_model.zeroshot.predict import encode_prepared, model_hash
 from pipeline import audio as pipeline_audio
 from pipeline import descriptors as pipeline_descriptors
 

@@ -18,7 +18,7 @@ import torch
 from tqdm.auto import tqdm
 
 from mmva_model.zeroshot.errors import ZeroShotError
-from mmva_model.zeroshot.predict import hf_progress
+from mmva_model.progress import hf_progress
 
 DEFAULT_MUSICGEN = "facebook/musicgen-small"
 

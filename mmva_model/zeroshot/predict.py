@@ -5,7 +5,6 @@ Rows go through the encoder's own ``prepare`` / ``collate`` / ``frozen`` steps a
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -18,6 +17,7 @@ import yaml
 from mmva_model.checkpoint import Checkpoint, load_checkpoint
 from mmva_model.encoders.base import Batch
 from mmva_model.model import MMVA
+from mmva_model.progress import hf_progress
 from mmva_model.zeroshot.errors import ZeroShotError
 
 ModelLike = MMVA | Checkpoint | str | Path
@@ -34,26 +34,6 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ZeroShotError(f"--device {device}: CUDA is not available on this machine (use cpu or auto)")
     return dev
-
-
-@contextlib.contextmanager
-def hf_progress(show: bool) -> Iterator[None]:
-    """Hugging Face's own progress bars (transformers "Loading weights", datasets "Generating
-    split") only when ours are shown too; restored afterwards."""
-    import datasets
-    from transformers.utils import logging as hf_logging
-
-    was = (hf_logging.is_progress_bar_enabled(), datasets.is_progress_bar_enabled())
-    if not show:
-        hf_logging.disable_progress_bar()
-        datasets.disable_progress_bars()
-    try:
-        yield
-    finally:
-        if was[0]:
-            hf_logging.enable_progress_bar()
-        if was[1]:
-            datasets.enable_progress_bars()
 
 
 def resolve_model(model: ModelLike, device: str | torch.device | None = None, progress: bool = False) -> MMVA:
