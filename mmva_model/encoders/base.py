@@ -89,9 +89,7 @@ class Encoder(nn.Module):
         """
         h = hashlib.sha256(repr((self.registry_name, self.cfg.model, self.cfg.frozen,
                                  sorted(self.cfg.options.items()))).encode())
-        for name, tensor in sorted(self.frozen_state().items()):
-            h.update(name.encode())
-            h.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+        hash_tensors(h, self.frozen_state())
         return h.hexdigest()[:16]
 
     def frozen_state(self) -> dict[str, torch.Tensor]:
@@ -124,6 +122,13 @@ class BackboneEncoder(Encoder):
 
     def frozen_state(self) -> dict[str, torch.Tensor]:
         return dict(self.backbone.state_dict()) if self.cfg.frozen else {}
+
+
+def hash_tensors(h: "hashlib._Hash", tensors: dict[str, torch.Tensor]) -> None:
+    """Feed every named tensor's exact bytes into ``h``, in name order (weights as cache keys)."""
+    for name, tensor in sorted(tensors.items()):
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
 
 
 def freeze(module: nn.Module) -> nn.Module:

@@ -15,7 +15,7 @@ import torch
 import yaml
 
 from mmva_model.checkpoint import Checkpoint, load_checkpoint
-from mmva_model.encoders.base import Batch
+from mmva_model.encoders.base import Batch, hash_tensors
 from mmva_model.model import MMVA
 from mmva_model.progress import hf_progress
 from mmva_model.zeroshot.errors import ZeroShotError
@@ -52,9 +52,7 @@ def resolve_model(model: ModelLike, device: str | torch.device | None = None, pr
 def model_hash(model: MMVA) -> str:
     """Identifies what the model predicts: its architecture config and every weight (a cache key)."""
     h = hashlib.sha256(yaml.safe_dump(model.cfg.to_dict()["model"], sort_keys=True).encode())
-    for name, tensor in sorted(model.state_dict().items()):
-        h.update(name.encode())
-        h.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    hash_tensors(h, model.state_dict())
     return h.hexdigest()[:24]
 
 
