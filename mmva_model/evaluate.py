@@ -15,12 +15,11 @@ from typing import Any
 
 import torch
 
-from dataset_card.schema import IMAGES, MUSIC
 from mmva_model.checkpoint import Checkpoint, CheckpointError, load_checkpoint
 from mmva_model.config import CROSS_PAIRS, MODALITIES, ConfigError
 from mmva_model.data import DEFAULT_DATA, DataError, SplitData, load_split
 from mmva_model.evaluation import Predictions, jsonable, predict_split, score
-from mmva_model.features import DEFAULT_CACHE, Frozen, build_cache, table_encoders
+from mmva_model.features import DEFAULT_CACHE, Frozen, build_split_cache
 from mmva_model.imemnet import MatchingError, MatchingFile, matching_spearman, read_matching
 from mmva_model.metrics import VA_DIMS
 from mmva_model.plots import va_scatter
@@ -117,14 +116,8 @@ def _cached_features(ckpt: Checkpoint, data: SplitData, args: argparse.Namespace
     checkpoint's config caches features (as training did, so its cache entries are reused)."""
     if not ckpt.model.cfg.train.cache_features:
         return {}
-    out = {}
-    for table, split in ((MUSIC, data.music), (IMAGES, data.images)):
-        encoders = table_encoders(ckpt.model, table)
-        # A table without a frozen encoder would only cache its raw inputs: nothing saved.
-        if any(enc.cfg.frozen for enc in encoders.values()):
-            out[table] = build_cache(split, encoders, cache_dir=args.cache_dir, batch_size=batch_size,
-                                     device=device, progress=not args.quiet)
-    return out
+    return build_split_cache(ckpt.model, data, frozen_only=True, cache_dir=args.cache_dir,
+                             batch_size=batch_size, device=device, progress=not args.quiet)
 
 
 def _matching_entry(matching: MatchingFile, preds: dict[str, Predictions]) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from dataset_card.schema import IMAGES, MUSIC
-from mmva_model.data import DataError, TableSplit, _name_rows
+from mmva_model.data import DataError, SplitData, TableSplit, _name_rows
 from mmva_model.encoders.base import Batch, Encoder
 from mmva_model.media import MediaError
 
@@ -157,6 +157,21 @@ def build_cache(split: TableSplit, encoders: dict[str, Encoder], *, cache_dir: s
         tmp = paths[m].with_suffix(".tmp")
         save_file(out[m], str(tmp))
         tmp.replace(paths[m])  # atomic: a killed run never leaves a half-written cache entry
+    return out
+
+
+def build_split_cache(model, data: SplitData, *, frozen_only: bool = False, **kwargs) -> dict[str, Frozen]:
+    """:func:`build_cache` for each table of a split (``kwargs`` go to it), keyed by table.
+
+    With ``frozen_only``, a table whose encoders all train stays live: its cache would hold
+    nothing but preprocessed inputs.
+    """
+    out = {}
+    for table, split in ((MUSIC, data.music), (IMAGES, data.images)):
+        encoders = table_encoders(model, table)
+        if frozen_only and not any(enc.cfg.frozen for enc in encoders.values()):
+            continue
+        out[table] = build_cache(split, encoders, **kwargs)
     return out
 
 

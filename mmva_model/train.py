@@ -31,7 +31,7 @@ from mmva_model.checkpoint import save_checkpoint
 from mmva_model.config import ConfigError, MMVAConfig, load_config, shipped_configs
 from mmva_model.data import DEFAULT_DATA, DataError, SplitData, load_split
 from mmva_model.evaluation import jsonable, predict_split, score, selection_score
-from mmva_model.features import DEFAULT_CACHE, CachedStream, LiveStream, build_cache, table_encoders
+from mmva_model.features import DEFAULT_CACHE, CachedStream, LiveStream, build_split_cache, table_encoders
 from mmva_model.losses import mmva_loss
 from mmva_model.model import MMVA
 from mmva_model.progress import hf_progress
@@ -191,11 +191,9 @@ class Trainer:
             return
         with self.accelerator.main_process_first():  # the main process computes, the others read
             for name, data in (("train", self.train_data), ("validation", self.val_data)):
-                for table, split in (("music", data.music), ("images", data.images)):
-                    self.cached[name][table] = build_cache(
-                        split, table_encoders(self.model, table), cache_dir=self.args.cache_dir,
-                        batch_size=self.cfg.train.eval_batch, num_workers=self.cfg.train.num_workers,
-                        progress=self._show_progress())
+                self.cached[name] = build_split_cache(
+                    self.model, data, cache_dir=self.args.cache_dir, batch_size=self.cfg.train.eval_batch,
+                    num_workers=self.cfg.train.num_workers, progress=self._show_progress())
 
     def _show_progress(self) -> bool:
         return self.accelerator.is_main_process and not self.args.no_progress
