@@ -9,12 +9,13 @@ from typing import Any
 
 import numpy as np
 import torch
+from accelerate.utils import gather_object
 from torch.utils.data import DataLoader, Subset
 
 from dataset_card.schema import IMAGES, MUSIC
 from mmva_model.config import CROSS_PAIRS
 from mmva_model.data import SplitData, TableSplit
-from mmva_model.features import Frozen, PreparedRows, _collate, own_generator, run_frozen, select, table_encoders
+from mmva_model.features import Frozen, PreparedRows, collate_prepared, own_generator, run_frozen, select, table_encoders
 from mmva_model.metrics import retrieval_metrics, similarity_spearman, va_metrics
 from mmva_model.model import MMVA
 from mmva_model.similarity import va_similarity_matrix
@@ -53,7 +54,7 @@ def predict_rows(model: MMVA, table: TableSplit, indices: np.ndarray, *, device:
             chunks.append(_forward(model, frozen))
     else:
         loader = DataLoader(Subset(PreparedRows(table, encoders), [int(i) for i in indices]),
-                            batch_size=batch_size, num_workers=num_workers, collate_fn=_collate(encoders),
+                            batch_size=batch_size, num_workers=num_workers, collate_fn=collate_prepared(encoders),
                             generator=own_generator())
         for _, batch, _ in loader:
             chunks.append(_forward(model, run_frozen(encoders, batch, device)))
@@ -82,8 +83,6 @@ def predict_split(model, data: SplitData, *, device: torch.device, batch_size: i
             with accelerator.split_between_processes(indices.tolist()) as mine:
                 part = predict_rows(model, split, np.asarray(mine, dtype=np.int64), device=device,
                                     batch_size=batch_size, cached=cached.get(table))
-            from accelerate.utils import gather_object
-
             gathered = gather_object([part])  # one dict per process, in rank order
             part = {m: tuple(np.concatenate([g[m][j] for g in gathered]) for j in range(2)) for m in gathered[0]}
         else:

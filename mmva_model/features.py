@@ -52,7 +52,9 @@ class PreparedRows(Dataset):
             raise DataError(f"table {self.split.table!r} ({self.split.split}) row {message}") from e
 
 
-def _collate(encoders: dict[str, Encoder]):
+def collate_prepared(encoders: dict[str, Encoder]):
+    """DataLoader collate for PreparedRows items: (row indices, {modality: batch}, error messages)."""
+
     def collate(items):
         errors = [msg for _, _, msg in items if msg]
         good = [(i, p) for i, p, msg in items if not msg]
@@ -90,7 +92,7 @@ class LiveStream:
                  device: torch.device, num_workers: int = 0, seed: int = 0):
         self.encoders, self.device = encoders, device
         self.loader = DataLoader(PreparedRows(split, encoders), batch_sampler=batch_sampler,
-                                 num_workers=num_workers, collate_fn=_collate(encoders),
+                                 num_workers=num_workers, collate_fn=collate_prepared(encoders),
                                  generator=own_generator(seed),
                                  persistent_workers=num_workers > 0)
 
@@ -139,7 +141,7 @@ def build_cache(split: TableSplit, encoders: dict[str, Encoder], *, cache_dir: s
     if not todo:
         return out
     loader = DataLoader(PreparedRows(split, todo, collect_errors=True), batch_size=batch_size,
-                        num_workers=num_workers, collate_fn=_collate(todo), generator=own_generator())
+                        num_workers=num_workers, collate_fn=collate_prepared(todo), generator=own_generator())
     parts: dict[str, list[Batch]] = {m: [] for m in todo}
     errors: list[str] = []
     desc = f"caching {'+'.join(todo)} features ({split.table}/{split.split})"
