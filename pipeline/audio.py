@@ -24,7 +24,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from pipeline.types import VACurve
+from pipeline.types import ItemError, VACurve
 
 PathLike = Union[str, "os.PathLike[str]", bytes]
 ERROR_TYPES = ("undecodable", "empty", "silent", "too_long", "too_short")
@@ -32,18 +32,13 @@ EPS = 1e-6  # seconds; float slack for grid and window comparisons
 _RESAMPLE_QUALITY = "HQ"
 
 
-class AudioError(Exception):
+class AudioError(ItemError):
     """A file whose audio cannot be used; ``error_type`` is one of :data:`ERROR_TYPES`."""
 
     def __init__(self, error_type: str, message: str):
         if error_type not in ERROR_TYPES:
             raise ValueError(f"unknown audio error type {error_type!r}")
-        super().__init__(message)
-        self.error_type = error_type
-        self.message = message
-
-    def __reduce__(self):  # survives pickling (Beam may ship exceptions between processes)
-        return type(self), (self.error_type, self.message)
+        super().__init__(error_type, message)
 
 
 @dataclass(frozen=True)

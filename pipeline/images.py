@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from pipeline.ids import check_id
-from pipeline.types import ImageTask
+from pipeline.types import ImageTask, ItemError
 
 # Formats opened at all; anything else is "undecodable". JPEG-family sources are re-encoded as
 # JPEG (re-encoding them as PNG would only inflate lossy pixels), the others as PNG.
@@ -29,12 +29,8 @@ PNG_COMPRESS_LEVEL = 6
 _EXIF_ORIENTATION = 0x0112
 
 
-class ImageError(Exception):
+class ImageError(ItemError):
     """An image that cannot become a row; ``error_type`` names the reason for the failures table."""
-
-    def __init__(self, error_type: str, message: str):
-        super().__init__(message)
-        self.error_type = error_type
 
 
 @dataclass(frozen=True)

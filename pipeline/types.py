@@ -9,6 +9,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
+class ItemError(Exception):
+    """One input item that cannot become a row; ``error_type`` names the reason in the failures
+    table. Pickles with both fields (Beam may ship exceptions between processes)."""
+
+    def __init__(self, error_type: str, message: str):
+        super().__init__(message)
+        self.error_type = error_type
+        self.message = message
+
+    def __reduce__(self):
+        return type(self), (self.error_type, self.message)
+
+
 @dataclass(frozen=True)
 class Failure:
     """One input item that did not make it into a table, with the reason."""

@@ -15,7 +15,7 @@ from typing import Callable, Iterable, Sequence, TypeVar
 from urllib.parse import urlsplit
 
 from pipeline.ids import check_id
-from pipeline.types import Failure
+from pipeline.types import Failure, ItemError
 
 T = TypeVar("T")
 
@@ -51,12 +51,8 @@ def to_unit(value: float, scale: str) -> float:
     return min(1.0, max(0.0, (v - lo) / (hi - lo)))
 
 
-class RowError(ValueError):
+class RowError(ItemError, ValueError):
     """A row-level problem; converted into a :class:`Failure` with ``error_type``."""
-
-    def __init__(self, error_type: str, message: str):
-        super().__init__(message)
-        self.error_type = error_type
 
 
 @dataclass(frozen=True)
