@@ -27,7 +27,7 @@ from accelerate import Accelerator
 from accelerate.utils import ProjectConfiguration, set_seed
 from tqdm.auto import tqdm
 
-from mmva_model.checkpoint import save_checkpoint
+from mmva_model.checkpoint import remove, save_checkpoint
 from mmva_model.config import ConfigError, MMVAConfig, load_config, shipped_configs
 from mmva_model.data import DEFAULT_DATA, DataError, SplitData, load_split
 from mmva_model.encoders.weights import remote_code_allowed
@@ -359,8 +359,7 @@ class Trainer:
         self.accelerator.wait_for_everyone()
         if self.accelerator.is_main_process:
             for name in existing:
-                path = self.out / name
-                shutil.rmtree(path) if path.is_dir() else path.unlink()
+                remove(self.out / name)  # best/last are links to version folders: those go too
 
     def _evaluate_and_select(self) -> bool:
         """Validate, keep the best model, and say whether early stopping triggers."""
