@@ -38,6 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="show N random clips (and up to N images, their paired ones first), with only "
                         "their media: a small folder to copy elsewhere")
     e.add_argument("--seed", type=int, default=0, help="seed of --sample's draw (default 0)")
+    e.add_argument("--no-media", dest="media", action="store_false",
+                   help="extract no audio or images: a quick page of VA, captions, pairs and failures that "
+                        "plays nothing (a full page otherwise writes every clip and image once under OUT/media)")
     return p
 
 
@@ -56,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
             print(report.render())
             return 0 if report.ok else 1
         elif args.command == "explore":
-            r = explore(args.path, args.out, sample=args.sample, seed=args.seed)
+            r = explore(args.path, args.out, sample=args.sample, seed=args.seed, media=args.media)
             m = r.media
             print(f"wrote {r.page} ({r.page_bytes / 1e6:.1f} MB): {r.clips} clips, {r.images} images, "
                   f"{r.failures} failures; media {m.written} written, {m.reused} reused, {m.removed} removed"

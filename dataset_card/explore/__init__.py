@@ -33,8 +33,11 @@ class ExploreResult:
 
 
 def explore(path: Path | str, out: Path | str | None = None, sample: int | None = None,
-            seed: int = 0) -> ExploreResult:
-    """Write ``OUT/index.html`` (default ``PATH/explore``) and the media it plays under ``OUT/media``."""
+            seed: int = 0, media: bool = True) -> ExploreResult:
+    """Write ``OUT/index.html`` (default ``PATH/explore``) and the media it plays under ``OUT/media``.
+
+    ``media=False`` extracts nothing: the page shows VA, captions, pairs and failures but plays nothing.
+    """
     t0 = time.perf_counter()
     data = D.load(path)
     out_dir = Path(out).resolve() if out else default_out(data)
@@ -43,16 +46,17 @@ def explore(path: Path | str, out: Path | str | None = None, sample: int | None 
         data = D.sample(data, sample, seed)
     # the images table reads in valence order (click the arousal header for arousal order)
     data.images.sort(key=lambda r: (r["valence"] if r["valence"] is not None else 2.0, r["image_id"]))
-    media = M.extract(data.shards, _wanted(data), out_dir)
+    # --no-media leaves an earlier export's media/ alone: it may have taken long to write
+    extracted = M.extract(data.shards, _wanted(data), out_dir) if media else M.MediaResult()
     flag_caption = F.audit_function()
-    page = render(PageInputs(data=data, media=media, flags=F.flag_clips(data.clips, flag_caption),
-                             flags_available=flag_caption is not None, title=_title(data)))
+    page = render(PageInputs(data=data, media=extracted, flags=F.flag_clips(data.clips, flag_caption),
+                             flags_available=flag_caption is not None, title=_title(data), media_skipped=not media))
     out_dir.mkdir(parents=True, exist_ok=True)
     dest = out_dir / PAGE
     tmp = dest.with_name(PAGE + ".tmp")
     tmp.write_text(page, encoding="utf-8")
     tmp.replace(dest)
-    return ExploreResult(dest, len(data.clips), len(data.images), len(data.failures), dest.stat().st_size, media,
+    return ExploreResult(dest, len(data.clips), len(data.images), len(data.failures), dest.stat().st_size, extracted,
                          flag_caption is not None, time.perf_counter() - t0)
 
 

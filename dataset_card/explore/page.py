@@ -54,6 +54,15 @@ class PageInputs:
     flags: list[ClipFlags]
     flags_available: bool
     title: str
+    media_skipped: bool = False  # --no-media: the folder has media, the page does not play them
+
+    @property
+    def plays_audio(self) -> bool:
+        return self.data.has_audio and not self.media_skipped
+
+    @property
+    def shows_images(self) -> bool:
+        return self.data.has_image_pixels and not self.media_skipped
 
 
 def _js(*names: str) -> str:
@@ -85,14 +94,14 @@ def render(p: PageInputs) -> str:
     for source, kind, targets in ((clips, "clip", [details]), (images, "image", [details, image_details])):
         source.selected.js_on_change("indices", CustomJS(code=_js("details"), args=dict(
             kind=kind, clips=clips, images=images, pairs=pairs, targets=targets, max_pairs=MAX_PAIRS_SHOWN,
-            descriptor_fields=list(schema.DESCRIPTOR_FIELDS), has_audio=d.has_audio)))
+            descriptor_fields=list(schema.DESCRIPTOR_FIELDS), has_audio=p.plays_audio)))
     plane.select_one(TapTool).callback = CustomJS(args=dict(clips=clips), code=_js("play"))
     explore_tab = column(
         row(plane, column(colour_by, legend, *filters, count), details),
-        _clip_table(clips, clip_view, d.has_audio), sizing_mode="stretch_width")
+        _clip_table(clips, clip_view, p.plays_audio), sizing_mode="stretch_width")
     tabs = Tabs(tabs=[
         TabPanel(child=explore_tab, title=f"VA plane and clips ({len(d.clips)})"),
-        TabPanel(child=row(_image_table(images, image_view, d.has_image_pixels), image_details,
+        TabPanel(child=row(_image_table(images, image_view, p.shows_images), image_details,
                            sizing_mode="stretch_width"), title=f"images ({len(d.images)})"),
         TabPanel(child=_failure_table(d.failures), title=f"failures ({len(d.failures)})"),
         TabPanel(child=Div(text=_summary_html(p), name="summary"), title="summary"),
@@ -183,7 +192,7 @@ def _image_table(images, view, has_pixels: bool) -> DataTable:
              TableColumn(field="pair_count", title="paired clips", width=80)]
     note = Div(text="Images ordered by valence; click the arousal header to order them by arousal. "
                     "Select a row to see the image and its paired clips in the plane tab's details."
-               + ("" if has_pixels else " <b>This dataset holds no image pixels (metadata-only).</b>"))
+               + ("" if has_pixels else " <b>No image pixels on this page (metadata-only folder, or --no-media).</b>"))
     table = DataTable(source=images, view=view, columns=cols, row_height=64 if has_pixels else 25, height=600,
                       index_position=None, sizing_mode="stretch_width", name="image_table",
                       sortable=True, reorderable=False)
@@ -207,6 +216,9 @@ def _legend(colours: dict[str, str]) -> str:
 
 
 def _player_html(p: PageInputs) -> str:
+    if p.media_skipped and p.data.has_audio:
+        return ('<span id="no-audio">Written with --no-media: this page plays no audio '
+                '(rerun without it, or with --sample N for a small playable export).</span>')
     if not p.data.has_audio:
         return ('<span id="no-audio">This folder is metadata-only: its music table holds no audio, '
                 'so there is nothing to play.</span>')

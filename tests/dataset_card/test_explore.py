@@ -92,6 +92,15 @@ def test_sample_exports_only_the_sampled_media_and_keeps_their_pairs(run_dir, tm
     assert len(list((tmp_path / "export" / "media" / "audio").iterdir())) == 1
 
 
+def test_no_media_page_plays_nothing_and_keeps_earlier_media(run_dir, capsys):
+    explore(run_dir)
+    assert main(["explore", str(run_dir), "--no-media"]) == 0
+    text = (run_dir / "explore" / "index.html").read_text(encoding="utf-8")
+    assert "--no-media" in text and 'id="player"' not in text
+    assert page_data(text)["clips"]["audio_url"] == [""] * 8
+    assert len(list((run_dir / "explore" / "media" / "audio").iterdir())) == 8
+
+
 def test_dataset_folder_page_goes_next_to_it_never_inside(built, tmp_path):
     _, result = built
     r = explore(result.out_dir)
