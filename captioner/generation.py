@@ -123,7 +123,10 @@ def seeded(seed: int, device: str):
     """Seed torch for one ``generate`` call without disturbing the caller's RNG state."""
     import torch
 
-    cuda = [torch.device(device).index or 0] if device.startswith("cuda") else []
+    where = torch.device(device)
+    # Only the model's own GPU: a bare "cuda" is the current device (Accelerate sets it per rank),
+    # not GPU 0, whose RNG state every rank would otherwise open a context for.
+    cuda = [torch.cuda.current_device() if where.index is None else where.index] if where.type == "cuda" else []
     with torch.random.fork_rng(devices=cuda):
         torch.manual_seed(seed)
         yield

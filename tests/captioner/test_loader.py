@@ -74,4 +74,4 @@ def test_audio_llm_job_records_every_clip_and_corrupt_audio_as_a_failure(tmp_pat
     assert (result.total_clips, result.captioned + result.rejected) == (6, 6)
     summary = json.loads((tmp_path / "captions/summary.json").read_text())
     assert summary["clips"] == 6 and summary["rejects"][ids[2]]["error_type"] == AUDIO_CORRUPT
-    assert summary["captioners"][0].startswith("audio-llm/")
+    assert summary["captioner"].startswith("audio-llm/")
