@@ -65,6 +65,13 @@ def test_prompt_carries_the_measured_facts_and_the_release_style(greedy):
     assert "tempo: no steady pulse" in no_pulse and "BPM" not in no_pulse.split("Measured facts")[1].split("Example")[0]
 
 
+def test_random_weights_build_the_model_from_its_config_alone(tiny_audio_dir):
+    cap = make(tiny_audio_dir, random_weights=True, do_sample=False, min_new_tokens=8)
+    assert cap.model.config._attn_implementation == "sdpa"
+    out = cap._generate([cap.preparer(c) for c in six_second_clips()], 0)
+    assert len(out) == 2
+
+
 def test_mood_left_to_the_model_is_in_the_id_and_out_of_the_prompt(tiny_audio_dir):
     cap = make(tiny_audio_dir, mood="none")
     assert cap.id.endswith(f"/{AUDIO_PROMPT_VERSION}/mood-none")
