@@ -5,9 +5,11 @@
 
 Clips are split across processes with Accelerate's ``split_between_processes``; each rank
 appends its results to its own ``RUN_DIR/captions/rank-NNNNN.jsonl`` (see :mod:`captioner.records`),
-so a rerun skips what any earlier run, of any world size, already recorded. When every rank is
-done the main process merges the accepted captions into the music shards (see
-:mod:`captioner.merge`) and writes ``captions/summary.json``.
+so a rerun skips what any earlier run, of any world size, already recorded with the same captioner
+id (backend/model/prompt version; see :mod:`captioner.records`); ``--retry_rejected`` also redoes
+that captioner's rejected clips. When every rank is done the main process merges that captioner's
+accepted captions into the music shards (see :mod:`captioner.merge`; a clip it rejected keeps the
+caption the table had) and writes ``captions/summary.json``.
 """
 from __future__ import annotations
 
@@ -47,6 +49,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--batch_size", type=int, default=8, help="clips per generate call and per fsync")
     add_generation_flags(p)
     p.add_argument("--no_progress", action="store_true", help="no progress bar")
+    p.add_argument("--retry_rejected", action="store_true",
+                   help="caption again the clips this backend/model rejected in an earlier run (default: keep the rejects)")
     p.add_argument("--no_merge", action="store_true", help="only record captions; leave the music shards as they are")
     p.add_argument("--stop_after", type=int, help=argparse.SUPPRESS)  # tests: a rank 'dies' after N clips
     return p.parse_args(argv)
@@ -68,11 +72,11 @@ def run(argv: Sequence[str] | None = None) -> JobResult:
         raise SystemExit(f"--input {run_dir}: no music shards under data/music/ (is it a pipeline run folder?)")
     # cpu=True on GPU-less machines: otherwise Accelerate would look for CUDA devices per rank.
     state = PartialState(cpu=not torch.cuda.is_available())
-    done = read_all(run_dir)
+    captioner = build(config_from(args))  # its id keys the records
+    done = read_all(run_dir, captioner.id)
     all_ids = sorted(_clip_ids(run_dir))
-    todo = [c for c in all_ids if c not in done]
+    todo = [c for c in all_ids if c not in done or (args.retry_rejected and done[c].text is None)]
     state.wait_for_everyone()  # every rank has read the same `done` before anyone appends
-    captioner = build(config_from(args))
     needs_audio = getattr(captioner, "needs_audio", True)
     captioned = rejected = 0
     with state.split_between_processes(todo) as mine:
@@ -96,14 +100,14 @@ def run(argv: Sequence[str] | None = None) -> JobResult:
     state.wait_for_everyone()
     merged = False
     if state.is_main_process:
-        merged = _finish(run_dir, all_ids, args, state.num_processes)
+        merged = _finish(run_dir, all_ids, args, state.num_processes, captioner.id)
     state.wait_for_everyone()
     return JobResult(state.num_processes, state.process_index, len(all_ids), len(all_ids) - len(todo),
                      captioned, rejected, merged)
 
 
-def _finish(run_dir: Path, all_ids: list[str], args: argparse.Namespace, world_size: int) -> bool:
-    records = read_all(run_dir)
+def _finish(run_dir: Path, all_ids: list[str], args: argparse.Namespace, world_size: int, captioner_id: str) -> bool:
+    records = read_all(run_dir, captioner_id)
     missing = sorted(set(all_ids) - set(records))
     if missing:  # a rank failed without raising; never merge a partial set
         raise RuntimeError(f"{len(missing)} clips have no caption record, e.g. {missing[:5]}; rerun to finish")
@@ -112,7 +116,7 @@ def _finish(run_dir: Path, all_ids: list[str], args: argparse.Namespace, world_s
                for k, r in sorted(records.items()) if r.text is None}
     summary = {"world_size": world_size, "clips": len(all_ids), "accepted": len(all_ids) - len(rejects),
                "rejected": len(rejects), "rejects": rejects, "backend": args.backend,
-               "captioners": sorted({r.captioner for r in records.values()}),
+               "captioner": captioner_id,
                "merged_rows": stats.replaced if stats else 0, "shards": stats.shards if stats else 0}
     (run_dir / CAPTIONS_DIR / "summary.json").write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
     return stats is not None

@@ -61,6 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="datasets cache for the Arrow copies of the tables (default: the Hugging Face cache)")
     p.add_argument("--device", default=None, help="torch device (default cuda when available, else cpu)")
     p.add_argument("--quiet", action="store_true", help="print nothing but errors (no table, no progress bars)")
+    p.add_argument("--trust_remote_code", action="store_true",
+                   help="run model code shipped with the weights of encoders whose config asks for it "
+                        "(MERT in the paper config; Hub ids only at the config's pinned options.revision). "
+                        "Off by default: a config or checkpoint alone never runs remote code")
     return p
 
 
@@ -85,7 +89,7 @@ def evaluate(args: argparse.Namespace) -> EvalResult:
 def _evaluate(args: argparse.Namespace) -> EvalResult:
     matching = [read_matching(f) for f in args.matching]  # a bad file fails before any model work
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    ckpt = load_checkpoint(args.checkpoint, device=device)
+    ckpt = load_checkpoint(args.checkpoint, device=device, trust_remote_code=args.trust_remote_code)
     data = load_split(args.data, args.split, args.hf_cache_dir)
     batch_size = args.batch_size or ckpt.model.cfg.train.eval_batch
     cached = _cached_features(ckpt, data, args, device, batch_size) if args.cache else {}

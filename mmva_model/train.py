@@ -27,9 +27,10 @@ from accelerate import Accelerator
 from accelerate.utils import ProjectConfiguration, set_seed
 from tqdm.auto import tqdm
 
-from mmva_model.checkpoint import save_checkpoint
+from mmva_model.checkpoint import remove, save_checkpoint
 from mmva_model.config import ConfigError, MMVAConfig, load_config, shipped_configs
 from mmva_model.data import DEFAULT_DATA, DataError, SplitData, load_split
+from mmva_model.encoders.weights import remote_code_allowed
 from mmva_model.evaluation import jsonable, predict_split, score, selection_score
 from mmva_model.features import DEFAULT_CACHE, CachedStream, LiveStream, build_split_cache, table_encoders
 from mmva_model.losses import mmva_loss
@@ -69,6 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log_every", type=int, default=10, help="steps between loss logs (default: 10)")
     p.add_argument("--cpu", action="store_true", help="train on the CPU even when a GPU is present")
     p.add_argument("--no_progress", action="store_true", help="no progress bar")
+    p.add_argument("--trust_remote_code", action="store_true",
+                   help="run model code shipped with the weights of encoders whose config asks for it "
+                        "(MERT in the paper config; Hub ids only at the config's pinned options.revision). "
+                        "Off by default: a config or checkpoint alone never runs remote code")
     return p
 
 
@@ -161,7 +166,8 @@ class Trainer:
         set_seed(t.seed)
         self.state = TrainerState()
         self._load_data()
-        self.model = MMVA(self.cfg)
+        with remote_code_allowed(args.trust_remote_code):
+            self.model = MMVA(self.cfg)
         self.model.encoder("music").fit_normalisation(self._train_descriptors())
         self._build_caches()
         self.optimizer = torch.optim.AdamW(self.model.parameter_groups(t.lr, t.backbone_lr, t.weight_decay))
@@ -356,8 +362,7 @@ class Trainer:
         self.accelerator.wait_for_everyone()
         if self.accelerator.is_main_process:
             for name in existing:
-                path = self.out / name
-                shutil.rmtree(path) if path.is_dir() else path.unlink()
+                remove(self.out / name)  # best/last are links to version folders: those go too
 
     def _evaluate_and_select(self) -> bool:
         """Validate, keep the best model, and say whether early stopping triggers."""
