@@ -88,11 +88,7 @@ def render(p: PageInputs) -> str:
     mappers = {k: {"field": k, "transform": CategoricalColorMapper(
         factors=list(c), palette=list(c.values()), nan_color=C.OTHER_COLOUR)} for k, c in colours.items()}
     plane, clip_renderer = _plane(clips, images, clip_view, image_view, mappers["split"])
-    legends = {k: _legend(c) for k, c in colours.items()}
-    legend = Div(text=legends["split"], name="legend")
-    colour_by = Select(title="colour by", value="split", options=["split", "captioner"], name="colour_by")
-    colour_by.js_on_change("value", CustomJS(args=dict(clip_renderer=clip_renderer, legend=legend, legends=legends,
-                                                       mappers=mappers), code=_js("colour")))
+    colour_by, legend = _colour_control(clip_renderer, colours, mappers)
     filters, count = _filters(p, clips, images, clip_view, image_view, captioners)
     image_details = Div(text="", name="image_details", width=460, stylesheets=[_DETAILS_CSS])
     for source, kind, targets in ((clips, "clip", [details]), (images, "image", [details, image_details])):
@@ -115,6 +111,16 @@ def render(p: PageInputs) -> str:
     doc.js_on_event(DocumentReady, CustomJS(code=_js("ready")))
     return file_html(doc, resources=INLINE, title=p.title, template=_TEMPLATE, template_variables=dict(
         page_css=_CSS, page_title=p.title, player_html=_player_html(p)))
+
+
+def _colour_control(clip_renderer, colours: dict[str, dict[str, str]], mappers: dict):
+    """A 'colour by' select and the legend it switches."""
+    legends = {k: _legend(c) for k, c in colours.items()}
+    legend = Div(text=legends["split"], name="legend")
+    colour_by = Select(title="colour by", value="split", options=list(colours), name="colour_by")
+    colour_by.js_on_change("value", CustomJS(args=dict(clip_renderer=clip_renderer, legend=legend, legends=legends,
+                                                       mappers=mappers), code=_js("colour")))
+    return colour_by, legend
 
 
 def _plane(clips, images, clip_view, image_view, colour):
