@@ -31,6 +31,7 @@ class GenerationSettings:
     device: str | None = None  # None: cuda when available, else cpu
     dtype: str = "auto"  # auto: bfloat16 on GPU, float32 on CPU
     trust_remote_code: bool = False  # off unless the user passes it (remote code runs locally)
+    revision: str | None = None  # Hub commit of the model; required with trust_remote_code for Hub ids
 
     @classmethod
     def from_extra(cls, extra: dict[str, Any]) -> "GenerationSettings":
@@ -67,12 +68,17 @@ def add_generation_flags(parser, prefix: str = "") -> None:
                         help="sample (default) or decode greedily; retries always sample")
     parser.add_argument(f"--{prefix}dtype", help="torch dtype name (default: bfloat16 on GPU, float32 on CPU)")
     parser.add_argument(f"--{prefix}trust_remote_code", action="store_true", default=None,
-                        help="run model code shipped with the weights (needed by some models; off by default)")
+                        help="run model code shipped with the weights (needed by some models; off by default); "
+                        f"a Hugging Face id also needs --{prefix}revision")
+    parser.add_argument(f"--{prefix}revision", metavar="COMMIT",
+                        help="40-hex commit of a Hugging Face model id to load (pins weights and code; "
+                        "ignored for local folders)")
 
 
 def extra_from_args(args: argparse.Namespace, prefix: str = "") -> dict[str, Any]:
     """The flags of :func:`add_generation_flags` that were given, as ``CaptionerConfig.extra``."""
-    keys = ("max_new_tokens", "seed", "retries", "temperature", "top_p", "do_sample", "dtype", "trust_remote_code")
+    keys = ("max_new_tokens", "seed", "retries", "temperature", "top_p", "do_sample", "dtype", "trust_remote_code",
+            "revision")
     # `is not None`, not truthiness: --retries 0 and --seed 0 are real values.
     return {k: getattr(args, prefix + k) for k in keys if getattr(args, prefix + k, None) is not None}
 

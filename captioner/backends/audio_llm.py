@@ -32,7 +32,8 @@ class AudioLLMCaptioner:
         self.source = resolve(flag_value)
         self.device, dtype = pick_device_dtype(self.settings)
         self.processor, self.model = _load(self.source.name_or_path, flag_value, dtype,
-                                           self.settings.trust_remote_code)
+                                           self.source.trust_kwargs(self.settings.trust_remote_code,
+                                                                    self.settings.revision))
         self.model.to(self.device).eval()
         self.sample_rate = int(self.processor.feature_extractor.sampling_rate)
         self.prompt = self._render_prompt()
@@ -77,19 +78,22 @@ def resample(samples, rate: int, target: int) -> np.ndarray:
     return soxr.resample(x, rate, target).astype(np.float32)
 
 
-def _load(name_or_path: str, flag_value: str, dtype, trust_remote_code: bool):
-    """Processor (left padding) and the model class its config names, or one WeightsMissing."""
+def _load(name_or_path: str, flag_value: str, dtype, trust: dict):
+    """Processor (left padding) and the model class its config names, or one WeightsMissing.
+
+    ``trust``: :meth:`ModelSource.trust_kwargs` (remote code and revision, already checked).
+    """
     import transformers
     from transformers import AutoConfig, AutoModelForCausalLM, AutoProcessor
 
     try:
-        processor = AutoProcessor.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
-        config = AutoConfig.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
+        processor = AutoProcessor.from_pretrained(name_or_path, **trust)
+        config = AutoConfig.from_pretrained(name_or_path, **trust)
         # The class named in config.json (Qwen2AudioForConditionalGeneration, ...); models that
         # ship their own code register it with the causal-LM auto class instead.
         arch = (config.architectures or [""])[0]
         model_cls = getattr(transformers, arch, None) or AutoModelForCausalLM
-        model = model_cls.from_pretrained(name_or_path, dtype=dtype, trust_remote_code=trust_remote_code)
+        model = model_cls.from_pretrained(name_or_path, dtype=dtype, **trust)
     except (OSError, ValueError, ImportError) as e:
         raise load_error(flag_value, e) from e
     processor.tokenizer.padding_side = "left"  # decoder-only generation continues at the right edge
