@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -200,11 +201,16 @@ def _provenance(run: dict[str, Any], s: DatasetStats) -> str:
             f"Package versions:\n\n| package | version |\n| --- | --- |\n{versions}")
 
 
+# A URL's user info, query and fragment (the rule of pipeline.redact; dataset_card does not
+# import the pipeline). run.json is written redacted; older ones may not be.
+_URL_SECRETS = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.\-]*://)(?:[^\s/'\"<>]*@)?([^\s?#'\"<>]*)(?:[?#][^\s'\"<>]*)?")
+
+
 def _public(value: Any) -> Any:
-    """An option value without URL query strings (signed URLs carry credentials there)."""
+    """An option value without URL passwords or query strings (signed URLs carry credentials there)."""
     if isinstance(value, str):
-        return value.split("?", 1)[0] if "://" in value else value
-    if isinstance(value, list):
+        return _URL_SECRETS.sub(r"\1\2", value)
+    if isinstance(value, (list, tuple)):
         return [_public(v) for v in value]
     return value
 
