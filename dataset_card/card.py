@@ -143,6 +143,7 @@ def _body(inp: CardInputs) -> list[str]:
         + "```",
         "## Sources and licences\n\n" + _sources(s),
         "## How it was built\n\n" + _provenance(inp.run, s),
+        "## Splits\n\n" + _splits(inp.run),
         "## Statistics\n\n" + _statistics(s, inp.plots),
         _USES_AND_LIMITS,
         "## Citation\n\n" + CITATIONS,
@@ -199,6 +200,21 @@ def _provenance(run: dict[str, Any], s: DatasetStats) -> str:
             "Captioner (backend/model/prompt version) and clips captioned:\n\n"
             f"| captioner | clips |\n| --- | --- |\n{caps}\n\n"
             f"Package versions:\n\n| package | version |\n| --- | --- |\n{versions}")
+
+
+def _splits(run: dict[str, Any]) -> str:
+    """The split rule, and what it placed, moved and dropped when matching files were given."""
+    text = ("Songs (with all their clips) and images are split 80/10/10 by a hash of their id, so a song's "
+            "clips never sit in two splits.")
+    policy = (run or {}).get("split_policy") or {}
+    if not policy.get("rule"):
+        return text
+    rows = [f"| {what} | {k} | {n} |" for what in ("songs", "images") for k, n in policy.get(what, {}).items()]
+    rows += [f"| pairs {outcome} | {k} | {n} |" for outcome, d in policy.get("pairs", {}).items() for k, n in d.items()]
+    return (text + " With matching files: " + policy["rule"] + ". No pair names a clip, song or image of "
+            "another split, so a test pair never scores a clip the model was trained on.\n\n"
+            "What the rule did (`referenced splits->split` for songs and images; pair outcomes):\n\n"
+            "| what | outcome | count |\n| --- | --- | --- |\n" + "\n".join(rows))
 
 
 # A URL's user info, query and fragment (the rule of pipeline.redact; dataset_card does not

@@ -27,7 +27,7 @@ from accelerate import Accelerator
 from accelerate.utils import ProjectConfiguration, set_seed
 from tqdm.auto import tqdm
 
-from mmva_model.checkpoint import save_checkpoint
+from mmva_model.checkpoint import remove, save_checkpoint
 from mmva_model.config import ConfigError, MMVAConfig, load_config, shipped_configs
 from mmva_model.data import DEFAULT_DATA, DataError, SplitData, load_split
 from mmva_model.encoders.weights import remote_code_allowed
@@ -88,6 +88,7 @@ class TrainResult:
     data_wait_share: float = 0.0  # share of training-step time spent waiting for batches
     steps_per_second: float = 0.0  # optimizer steps per second of step time (no validation/saving)
     world_size: int = 1
+    dropped_pairs: dict = field(default_factory=dict)  # train pairs left out (train.matching=fixed), by reason
 
 
 @dataclass
@@ -184,6 +185,8 @@ class Trainer:
         dev = self.accelerator.device
         self.train_va = {"music": torch.tensor(self.train_data.music.va, device=dev),
                          "images": torch.tensor(self.train_data.images.va, device=dev)}
+        if self.train_data.dropped_pairs:
+            _info(self.accelerator, self.train_data.dropped_message())
         if self.cfg.train.matching == "fixed" and not len(self.train_data.pairs):
             raise DataError(f"{a.data}: train.matching=fixed needs pairs in the train split; the pairs table has none")
 
@@ -339,7 +342,7 @@ class Trainer:
                              None if self.state.best_step is None else self.state.best_score, stopped_early,
                              data_wait_share=wait_total / step_total if step_total else 0.0,
                              steps_per_second=steps_done / step_total if step_total else 0.0,
-                             world_size=acc.num_processes)
+                             world_size=acc.num_processes, dropped_pairs=dict(self.train_data.dropped_pairs))
         if acc.is_main_process:
             best_meta = self.out / "best" / "meta.json"
             if best_meta.is_file():
@@ -359,8 +362,7 @@ class Trainer:
         self.accelerator.wait_for_everyone()
         if self.accelerator.is_main_process:
             for name in existing:
-                path = self.out / name
-                shutil.rmtree(path) if path.is_dir() else path.unlink()
+                remove(self.out / name)  # best/last are links to version folders: those go too
 
     def _evaluate_and_select(self) -> bool:
         """Validate, keep the best model, and say whether early stopping triggers."""

@@ -63,12 +63,13 @@ def test_changed_data_uploads_only_changes_and_removes_stale_files(tmp_path, hub
     publish(run, REPO, api=hub)
     rows = make_rows()
     rows["images"] = [r for r in rows["images"] if r["split"] != "test"]  # the images test split goes
+    rows["pairs"] = [r for r in rows["pairs"] if r["split"] != "test"]  # with the test pairs naming them
     rows["pairs"][0]["score"] = 0.9
     run2 = write_run(tmp_path / "run2", rows)
     uploads_before = len(hub.lfs_uploads)
     r = publish(run2, REPO, api=hub)
     assert r.commit and hub.commit_count(REPO) == 2
-    assert r.deleted == ["data/images/test-00000-of-00001.parquet"]
+    assert r.deleted == ["data/images/test-00000-of-00001.parquet", "data/pairs/test-00000-of-00001.parquet"]
     assert "data/pairs/train-00000-of-00001.parquet" in r.uploaded
     assert "data/music/train-00000-of-00001.parquet" in r.unchanged
     assert set(hub.lfs_uploads[uploads_before:]) <= set(r.uploaded)
