@@ -16,7 +16,9 @@ from typing import Any
 from captioner.vocab import brightness_word, loudness_word, mood_words, rhythm_word, tempo_word
 
 PROMPT_VERSION = "tags-v1"
-AUDIO_PROMPT_VERSION = "audio-v1"
+# audio-v2: the release's caption style (genre, instruments, performance, recording quality,
+# mood) with the measured facts the caption must not contradict.
+AUDIO_PROMPT_VERSION = "audio-v2"
 
 SYSTEM = (
     "You write short captions for instrumental music clips. Use only the facts in the tags: "
@@ -24,11 +26,25 @@ SYSTEM = (
     "instruments or genres. Answer with one or two plain English sentences."
 )
 
-AUDIO_INSTRUCTION = (
-    "Describe this music clip in one or two sentences: its tempo, key or mode, dynamics, "
-    "timbre, rhythm and the mood it conveys. Do not invent lyrics."
+# Captions of the IMEMNet-C release read like MusicCaps: genre, instruments, performance,
+# recording quality, then mood. The example shows that shape; the facts keep tempo, key and
+# dynamics true (the model hears timbre and instruments far better than it counts BPM).
+AUDIO_STYLE_EXAMPLE = (
+    "The jazz song showcases a vibraphone solo melody. It is accompanied by punchy snare and kick "
+    "hits, shimmering cymbals, and a groovy bass guitar. The recording is clean and well balanced. "
+    "The composition conveys an energetic and passionate mood."
 )
-
+AUDIO_INSTRUCTION = (
+    "Write a caption of this music clip in three or four sentences, in this order: the genre; the "
+    "instruments and what each plays; the performance and the recording quality; then the mood it "
+    "conveys. Use the measured facts below and never contradict them; state a tempo or key only "
+    "as given."
+)
+AUDIO_MOOD_FROM_LABELS = "The listeners' mood is given: use these mood words."
+AUDIO_MOOD_FROM_MODEL = "Judge the mood from what you hear."
+AUDIO_CLOSING = "Do not invent lyrics or singers you cannot hear. Answer with the caption only."
+# Mood sources: where a caption's mood words come from (recorded in the captioner id).
+MOOD_SOURCES = ("labels", "none")
 
 @dataclass(frozen=True)
 class Tags:
@@ -109,9 +125,36 @@ def plain_prompt(messages: list[dict[str, str]]) -> str:
     return "\n\n".join(lines) + "\n\nAssistant:"
 
 
-def audio_messages(audio_token_url: str = "clip.wav") -> list[dict[str, Any]]:
-    """The audio-llm chat: one user turn holding the clip and the instruction."""
+def audio_facts(descriptors: dict[str, Any], valence: float, arousal: float, mood: str = "labels") -> str:
+    """The measured facts of one clip as tag lines (the tags-llm tags; no mood line for ``mood='none'``).
+
+    A clip without a pulse (tempo 0: too few onsets) says so instead of stating a BPM.
+    """
+    if mood not in MOOD_SOURCES:
+        raise ValueError(f"unknown mood source {mood!r}; choose one of: {', '.join(MOOD_SOURCES)}")
+    lines = tags_for(descriptors, valence, arousal).render().splitlines()
+    if float(descriptors.get("tempo_bpm", 0.0)) <= 0.0:
+        lines = ["tempo: no steady pulse" if line.startswith("tempo:") else line for line in lines]
+    if mood == "none":
+        lines = [line for line in lines if not line.startswith("mood:")]
+    return "\n".join(lines)
+
+
+def audio_instruction(descriptors: dict[str, Any], valence: float, arousal: float, mood: str = "labels") -> str:
+    """The user text that follows the clip: what to write, the facts, the style example."""
+    mood_rule = AUDIO_MOOD_FROM_LABELS if mood == "labels" else AUDIO_MOOD_FROM_MODEL
+    return "\n".join([
+        AUDIO_INSTRUCTION, mood_rule, "Measured facts:", audio_facts(descriptors, valence, arousal, mood),
+        f"Example of the style (not of this clip): {AUDIO_STYLE_EXAMPLE}", AUDIO_CLOSING,
+    ])
+
+
+def audio_messages(instruction: str, audio_token_url: str = "clip.wav") -> list[dict[str, Any]]:
+    """The audio-llm chat: one user turn holding the clip, then the instruction with the facts.
+
+    The clip comes first so the shared part of every prompt (the template's opening) is a prefix.
+    """
     return [{"role": "user", "content": [
         {"type": "audio", "audio_url": audio_token_url},
-        {"type": "text", "text": AUDIO_INSTRUCTION},
+        {"type": "text", "text": instruction},
     ]}]

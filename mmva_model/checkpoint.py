@@ -26,6 +26,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from mmva_model.config import MODALITIES, load_config
+from mmva_model.encoders.weights import remote_code_allowed
 from mmva_model.model import MMVA
 
 WEIGHTS, CONFIG, META = "model.safetensors", "config.yaml", "meta.json"
@@ -127,11 +128,17 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Checkpoint:
-    """The model of a checkpoint folder (a training run's ``best``/``last``, or the run folder)."""
+def load_checkpoint(path: str | Path, device: str | torch.device = "cpu", *,
+                    trust_remote_code: bool = False) -> Checkpoint:
+    """The model of a checkpoint folder (a training run's ``best``/``last``, or the run folder).
+
+    The folder's own ``config.yaml`` rebuilds the model, so whatever it says about remote code is
+    only a request: it runs only with ``trust_remote_code=True`` from the caller's own flag.
+    """
     path = _checkpoint_dir(Path(path))
     files = path.resolve()  # one version throughout, even if a save switches the link meanwhile
-    model = MMVA(load_config(files))
+    with remote_code_allowed(trust_remote_code):
+        model = MMVA(load_config(files))
     meta = json.loads((files / META).read_text(encoding="utf-8")) if (files / META).is_file() else {}
     stale = {m: fp for m, fp in meta.get("fingerprints", {}).items()
              if model.encoder(m).fingerprint() != fp and model.encoder(m).cfg.frozen}

@@ -108,11 +108,14 @@ def finalize(output: str) -> dict:
     debris = [m.path for m in found if m.path not in keep]
     for pattern in ("*.tmp-*", "data/*/*.tmp-*", "failures/*.tmp-*"):
         debris += [m.path for m in FileSystems.match([join(output, pattern)])[0].metadata_list]
-    staging = join(output, STAGING_DIR)
-    if FileSystems.exists(staging):
-        debris.append(staging)
+    # Staged media are matched file by file: on object stores (gs://, s3://) a prefix is not an
+    # object, so "exists" is False for it and deleting it deletes nothing.
+    debris += [m.path for m in FileSystems.match([join(output, f"{STAGING_DIR}/*/*")])[0].metadata_list]
     if debris:
         FileSystems.delete(debris)
+    staging = join(output, STAGING_DIR)
+    if FileSystems.exists(staging):  # the emptied folder, where there are folders
+        FileSystems.delete([staging])
     shards = [summary.shard_from_dict(s) for s in manifest["shards"]]
     write_atomic(join(output, "README.md"), dataset_readme(shards).encode())
     return manifest

@@ -16,6 +16,7 @@ from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from pipeline.sources.base import SourceItems
+from pipeline.splits import policy_report
 from pipeline.stages import NAMESPACE
 from pipeline.writer import ShardInfo, join
 
@@ -42,6 +43,7 @@ class RunSummary:
     captions_rejected: int = 0  # caption-stage failures: empty, repetitive, ungrounded...
     captions_flagged_share: float = 0.0  # ungrounded captions / clips that reached the captioner
     stage_counters: dict[str, int] = field(default_factory=dict)
+    split_policy: dict[str, Any] = field(default_factory=dict)  # pipeline.splits.policy_report; {} without pairs
     options: dict[str, Any] = field(default_factory=dict)
     beam_options: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
@@ -109,11 +111,26 @@ def build_summary(opts: argparse.Namespace, po: PipelineOptions, items: SourceIt
         captions_rejected=rejected,
         captions_flagged_share=round(flagged / reached, 4) if reached else 0.0,
         stage_counters=_counters(result),
+        split_policy=policy_report(manifest["split_policy"]) if manifest.get("split_policy") else {},
         options=_sanitised(vars(opts)),
         beam_options=_sanitised(beam_opts),
         versions=_versions(),
         next_command=f"python -m dataset_card build {opts.output}   # card, validation, then publish",
     )
+
+
+def _policy_lines(policy: dict) -> list[str]:
+    """One line each for songs, images and pairs: what the split policy did."""
+    if not policy:
+        return []
+    out = []
+    for what in ("songs", "images"):
+        if policy.get(what):
+            out.append(f"split policy {what}: " + ", ".join(f"{k} {v}" for k, v in policy[what].items()))
+    pairs = [f"{outcome} {k} {v}" for outcome, d in policy.get("pairs", {}).items() for k, v in d.items()]
+    if pairs:
+        out.append("split policy pairs: " + ", ".join(pairs))
+    return out
 
 
 def render(s: RunSummary) -> str:
@@ -133,6 +150,7 @@ def render(s: RunSummary) -> str:
     if s.captions_rejected:
         lines.append(f"captions rejected: {s.captions_rejected} "
                      f"({100 * s.captions_flagged_share:.1f}% of clips flagged as contradicting their descriptors)")
+    lines += _policy_lines(s.split_policy)
     lines.append(f"failures: {s.failures_total}" + ("" if not s.failures_total else " (kind/stage/reason):"))
     lines += [f"  {n:6d}  {reason}" for reason, n in s.failures_by_reason.items()]
     lines += ["", f"output: {s.output}  (data/, failures/failures.parquet, run.json, README.md)",

@@ -71,6 +71,7 @@ class SongTask:
     end_s: float | None = None
     clip_id: str | None = None  # set for already-cut clips: the whole file is this one clip
     caption: str | None = None  # a caption given by the source (clips CSV)
+    split: str | None = None  # set by the split policy when matching files place the song; None: hash
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,7 @@ class ImageTask:
     uri: str
     valence: float
     arousal: float
+    split: str | None = None  # set by the split policy when a matching file places the image; None: hash
 
 
 @dataclass(frozen=True)
@@ -114,3 +116,4 @@ class Clip:
     caption: str | None = None
     captioner: str | None = None
     staged_audio: tuple[str, int] | None = None  # (uri, bytes) of its FLAC in the staging area
+    split: str | None = None  # its song's split when the split policy placed it; None: hash of the song id

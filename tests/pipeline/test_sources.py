@@ -259,6 +259,64 @@ def test_tar_slip_and_devices_are_refused(tmp_path):
     assert not (tmp_path.parent / "evil.txt").exists()
 
 
+def _zip_with_links(path: Path, links: list[tuple[str, str]], file_name: str) -> Path:
+    """A zip whose symlink members (unix mode bits in external_attr) come in the given order."""
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("DEAM/ok.txt", "ok")
+        for name, target in links:
+            info = zipfile.ZipInfo(name)
+            info.external_attr = (0o120777 << 16)  # S_IFLNK | rwx
+            zf.writestr(info, target)
+        zf.writestr(file_name, "pwned")
+    return path
+
+
+# A link whose own text stays inside can still lead outside once earlier links exist on disk:
+# "l1 -> ." makes "l1/l2" land beside l1, where ".." means the extraction folder's parent.
+LINK_CHAINS = {
+    "one_level": ([("l1", "."), ("l1/l2", "..")], "l2/escaped.txt"),
+    "three_levels": ([("l1", "."), ("l1/l1/l1/l2", "../../..")], "l2/escaped.txt"),
+}
+
+
+def _escaped(tmp_path: Path) -> list[Path]:
+    return [p for p in tmp_path.rglob("escaped.txt")]
+
+
+@pytest.mark.parametrize("chain", sorted(LINK_CHAINS))
+def test_zip_symlink_chains_are_refused(tmp_path, chain):
+    links, file_name = LINK_CHAINS[chain]
+    archive = _zip_with_links(tmp_path / "evil.zip", links, file_name)
+    with pytest.raises(ValueError, match=r"refusing link member 'l1'"):
+        deam_items(archive, tmp_path)
+    assert _escaped(tmp_path) == []
+    assert not list((tmp_path / "cache" / "deam-extract").iterdir())
+
+
+@pytest.mark.parametrize("chain", sorted(LINK_CHAINS))
+def test_tar_symlink_chains_are_refused(tmp_path, chain):
+    links, file_name = LINK_CHAINS[chain]
+    archive = tmp_path / "evil.tar"
+    with tarfile.open(archive, "w") as tf:
+        for name, target in links:
+            member = tarfile.TarInfo(name)
+            member.type, member.linkname = tarfile.SYMTYPE, target
+            tf.addfile(member)
+        body = tarfile.TarInfo(file_name)
+        body.size = 5
+        tf.addfile(body, io.BytesIO(b"pwned"))
+    with pytest.raises(ValueError, match=r"refusing link member 'l1'"):
+        deam_items(archive, tmp_path)
+    assert _escaped(tmp_path) == []
+
+
+def test_links_inside_the_tree_are_refused_too(tmp_path):
+    """Links are refused outright (DEAM's archives hold none), not judged by their text."""
+    archive = _zip_with_links(tmp_path / "inner.zip", [("DEAM/alias.txt", "ok.txt")], "DEAM/other.txt")
+    with pytest.raises(ValueError, match=r"refusing link member 'DEAM/alias.txt'.*hold no links"):
+        deam_items(archive, tmp_path)
+
+
 def test_deam_url_archive_goes_through_the_downloader(tmp_path, http_server):
     archive = _zip_of(simple_deam(tmp_path / "src" / "DEAM"), tmp_path / "DEAM.zip")
     url = http_server.add("/DEAM.zip", archive.read_bytes(), "application/zip")
