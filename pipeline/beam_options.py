@@ -1,7 +1,7 @@
 """Beam pipeline options with the defaults this project relies on."""
 from __future__ import annotations
 
-import apache_beam as beam
+from pipeline.beam_import import beam  # Beam without its harmless apitools warning
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 LOCAL_DIRECT = ("DirectRunner", "SwitchingDirectRunner")
