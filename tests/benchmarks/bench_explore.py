@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import psutil
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -26,6 +27,7 @@ import soundfile as sf
 from PIL import Image
 
 from dataset_card import schema
+from tests.benchmarks.procmon import tree_rss
 from tests.benchmarks.records import write_record
 from tests.browser import chromium, missing, wait_for
 from tests.dataset_card.test_explore import page_data
@@ -139,17 +141,9 @@ def _in_browser(page: Path, test_clips: int) -> dict:
                                                    : requestAnimationFrame(poll));
             requestAnimationFrame(poll);""", test_clips))
         errors = [e for e in d.get_log("browser") if e["level"] == "SEVERE"]
-        browser_rss = _tree_rss_mb(d.service.process.pid)
+        browser_rss = round(tree_rss(psutil.Process(d.service.process.pid))[0] / 1e6, 1)  # chromedriver + Chromium
     return {"ready_ms": round(ready_ms), "browser_rss_mb_after_load": browser_rss, **{k: (round(v, 1) if isinstance(v, float) else v) for k, v in figures.items()},
             "console_errors": len(errors)}
-
-
-def _tree_rss_mb(pid: int) -> float:
-    """RSS summed over chromedriver and every Chromium process under it."""
-    import psutil
-
-    root = psutil.Process(pid)
-    return round(sum(p.memory_info().rss for p in [root, *root.children(recursive=True)]) / 1e6, 1)
 
 
 @pytest.mark.skipif(missing() is not None, reason=str(missing()))
