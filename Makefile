@@ -7,7 +7,7 @@ TORCH_SPEC  ?= torch==2.13.0 torchcodec==0.13.0
 PIPELINE_ARGS ?= --runner=DirectRunner
 STAMP       := $(VENV)/.installed
 
-.PHONY: run test bench clean system-deps browser-deps
+.PHONY: run test bench bench-gpu clean system-deps browser-deps
 run: $(STAMP)
 	$(PY) -m pipeline.run $(PIPELINE_ARGS)
 
@@ -18,6 +18,14 @@ test: $(STAMP) browser-deps
 bench: $(STAMP)
 	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 NUMBA_NUM_THREADS=1 \
 	  $(PY) -m pytest -q -s -p no:cacheprovider -o python_files='bench_*.py' tests/benchmarks
+
+# On a GPU machine as it comes (python3 with torch, transformers, accelerate; no venv, nothing to
+# install): the audio-llm captioner with Qwen2-Audio-7B-Instruct's configuration, random bf16 weights.
+GPU_PYTHON ?= python3
+bench-gpu:
+	PYTHONPATH=$(CURDIR)$${PYTHONPATH:+:$$PYTHONPATH} HF_HUB_OFFLINE=1 $(GPU_PYTHON) -m tests.benchmarks.audio_llm_speed \
+	  --model qwen2-audio-7b --device cuda --batch_sizes 1 8 32 64 --max_new_tokens 64 --knobs \
+	  --job_clips 256 --job_batch_size 32
 
 system-deps:
 	@if ! command -v ffmpeg >/dev/null 2>&1 || ! ldconfig -p | grep -q 'libavcodec.so.59'; then \

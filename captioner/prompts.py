@@ -31,7 +31,7 @@ SYSTEM = (
 # dynamics true (the model hears timbre and instruments far better than it counts BPM).
 AUDIO_STYLE_EXAMPLE = (
     "The jazz song showcases a vibraphone solo melody. It is accompanied by punchy snare and kick "
-    "hits, shimmering cymbals, and a groovy bass guitar. The recording is clean and warm. "
+    "hits, shimmering cymbals, and a groovy bass guitar. The recording is clean and well balanced. "
     "The composition conveys an energetic and passionate mood."
 )
 AUDIO_INSTRUCTION = (

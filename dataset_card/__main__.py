@@ -7,6 +7,7 @@ import sys
 
 from dataset_card.build import BuildError, build
 from dataset_card.explore import ExploreError, explore
+from dataset_card.licences import LicenceError
 from dataset_card.publish import TokenError, publish
 from dataset_card.validate import ValidationError, validate
 
@@ -28,7 +29,11 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--revision", default=None, help="branch to commit to (created if missing; default main)")
     u.add_argument("--token-from-env", action="store_true",
                    help="take the token only from HF_TOKEN (default: HF_TOKEN or the saved `hf auth login`)")
-    u.add_argument("--metadata-only", action="store_true", help="when building from a run: metadata-only build")
+    u.add_argument("--metadata-only", action="store_true",
+                   help="when building from a run: metadata-only build (no audio/images, so any source may go public)")
+    u.add_argument("--redistribute", action="append", default=[], metavar="SOURCE",
+                   help="publish the media of SOURCE (a `source` value, e.g. manifest) to a public repository "
+                        "although its terms are unknown or forbid it: you hold the rights (repeatable)")
     e = sub.add_parser("explore", help="write a static offline page to look at and listen to a run or dataset")
     e.add_argument("path", help="a run folder (python -m pipeline.run --output) or a built dataset folder")
     e.add_argument("--out", default=None,
@@ -67,13 +72,14 @@ def main(argv: list[str] | None = None) -> int:
                   + f" in {r.seconds:.1f} s")
         else:
             r = publish(args.path, args.repo_id, private=args.private, revision=args.revision,
-                        token_from_env=args.token_from_env, metadata_only=args.metadata_only)
+                        token_from_env=args.token_from_env, metadata_only=args.metadata_only,
+                        redistribute=args.redistribute)
             print(f"{r.repo_id}@{r.revision}: " + (f"commit {r.commit}, {len(r.uploaded)} files uploaded, "
                   f"{len(r.deleted)} removed" if r.commit else f"unchanged ({len(r.unchanged)} files), no commit"))
     except ValidationError as e:
         print(f"validation failed:\n{e}", file=sys.stderr)
         return 1
-    except (BuildError, TokenError, ExploreError) as e:
+    except (BuildError, TokenError, ExploreError, LicenceError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0

@@ -17,6 +17,7 @@ class DescriptorCaptioner:
     """Writes one sentence pair per clip from tempo, key/mode, dynamics, timbre, rhythm and mood."""
 
     needs_audio = False  # reads descriptors only; batch jobs skip decoding the audio
+    needs_model = False  # a template: the pipeline captions in place, without RunInference
 
     def __init__(self, config: CaptionerConfig | None = None):
         self.id = f"descriptor/none/{PROMPT_VERSION}"

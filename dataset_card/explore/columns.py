@@ -45,9 +45,8 @@ def captioner_colours(captioners: list[str]) -> dict[str, str]:
 
 
 def clip_columns(clips: list[dict], audio_urls: dict[str, str], flags: list[ClipFlags],
-                 captioners: list[str], pair_offsets: tuple[np.ndarray, np.ndarray]) -> dict:
-    """One entry per clip: ids, VA, caption, descriptors (``d_<name>``), flags, colours, media URL."""
-    cap_colour = captioner_colours(captioners)
+                 pair_offsets: tuple[np.ndarray, np.ndarray]) -> dict:
+    """One entry per clip: ids, VA, caption, descriptors (``d_<name>``), flags, media URL."""
     cols: dict = {k: [r.get(k) or "" for r in clips]
                   for k in ("clip_id", "song_id", "source", "caption", "captioner", "license", "split")}
     for k in ("valence", "arousal", "valence_std", "arousal_std", "start_s", "end_s"):
@@ -59,8 +58,6 @@ def clip_columns(clips: list[dict], audio_urls: dict[str, str], flags: list[Clip
         cols[k] = [f.columns()[k] for f in flags]
     cols["flags"] = [_flag_text(f) for f in flags]
     cols["quadrant"] = [quadrant(r.get("valence"), r.get("arousal")) for r in clips]
-    cols["color_split"] = [SPLIT_COLOURS.get(s, OTHER_COLOUR) for s in cols["split"]]
-    cols["color_captioner"] = [cap_colour.get(c, OTHER_COLOUR) for c in cols["captioner"]]
     cols["audio_url"] = [audio_urls.get(r["clip_id"], "") for r in clips]
     cols["pair_start"], cols["pair_count"] = pair_offsets
     return cols
@@ -75,7 +72,6 @@ def image_columns(images: list[dict], image_urls: dict[str, str],
                   pair_offsets: tuple[np.ndarray, np.ndarray]) -> dict:
     cols: dict = {k: [r.get(k) or "" for r in images] for k in ("image_id", "source", "split")}
     cols["valence"], cols["arousal"] = _floats(images, "valence"), _floats(images, "arousal")
-    cols["color_split"] = [SPLIT_COLOURS.get(s, OTHER_COLOUR) for s in cols["split"]]
     cols["image_url"] = [image_urls.get(r["image_id"], "") for r in images]
     cols["pair_start"], cols["pair_count"] = pair_offsets
     return cols
@@ -96,8 +92,7 @@ def pair_columns(pairs: list[dict], clips: list[dict], images: list[dict]):
     clip_idx = np.array([t[0] for t in kept], dtype=np.int32)
     image_idx = np.array([t[1] for t in kept], dtype=np.int32)
     score = np.array([t[2] if _finite(t[2]) else np.nan for t in kept], dtype=np.float32)
-    by_image = np.array(sorted(range(len(kept)), key=lambda k: (image_idx[k], -np.nan_to_num(score[k], nan=-1.0))),
-                        dtype=np.int32)
+    by_image = np.lexsort((-np.nan_to_num(score, nan=-1.0), image_idx)).astype(np.int32)  # image, best first
     cols = {"clip_idx": clip_idx, "image_idx": image_idx, "score": score, "by_image": by_image}
     return cols, _offsets(clip_idx, len(clips)), _offsets(image_idx[by_image], len(images))
 

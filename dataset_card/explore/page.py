@@ -13,7 +13,7 @@ from bokeh.document import Document
 from bokeh.embed import file_html
 from bokeh.events import DocumentReady
 from bokeh.layouts import column, row
-from bokeh.models import (BooleanFilter, CDSView, CheckboxGroup, ColumnDataSource, CustomJS, DataTable, Div,
+from bokeh.models import (BooleanFilter, CategoricalColorMapper, CDSView, CheckboxGroup, ColumnDataSource, CustomJS, DataTable, Div,
                           HTMLTemplateFormatter, NumberFormatter, Select, StringFormatter, TableColumn,
                           TabPanel, Tabs, TapTool, TextInput)
 from bokeh.plotting import figure
@@ -75,20 +75,20 @@ def render(p: PageInputs) -> str:
     d = p.data
     captioners = sorted({r.get("captioner") or "" for r in d.clips})
     pair_cols, clip_offsets, image_offsets = C.pair_columns(d.pairs, d.clips, d.images)
-    clips = ColumnDataSource(C.clip_columns(d.clips, p.media.urls.get(schema.MUSIC, {}), p.flags, captioners,
-                                            clip_offsets), name="clips")
+    clips = ColumnDataSource(C.clip_columns(d.clips, p.media.urls.get(schema.MUSIC, {}), p.flags, clip_offsets),
+                             name="clips")
     images = ColumnDataSource(C.image_columns(d.images, p.media.urls.get(schema.IMAGES, {}), image_offsets),
                               name="images")
     pairs = ColumnDataSource(pair_cols, name="pairs")
     clip_view = CDSView(filter=BooleanFilter(name="clip_filter"))
     image_view = CDSView(filter=BooleanFilter(name="image_filter"))
     details = Div(text=_intro(p), name="details", width=460, stylesheets=[_DETAILS_CSS])
-    plane, clip_renderer = _plane(clips, images, clip_view, image_view)
-    legends = {"split": _legend(C.SPLIT_COLOURS), "captioner": _legend(C.captioner_colours(captioners))}
-    legend = Div(text=legends["split"], name="legend")
-    colour_by = Select(title="colour by", value="split", options=["split", "captioner"], name="colour_by")
-    colour_by.js_on_change("value", CustomJS(args=dict(clip_renderer=clip_renderer, legend=legend, legends=legends),
-                                             code=_js("colour")))
+    colours = {"split": C.SPLIT_COLOURS, "captioner": C.captioner_colours(captioners)}
+    # colours are mapped in the browser from the split/captioner columns: no colour column per row
+    mappers = {k: {"field": k, "transform": CategoricalColorMapper(
+        factors=list(c), palette=list(c.values()), nan_color=C.OTHER_COLOUR)} for k, c in colours.items()}
+    plane, clip_renderer = _plane(clips, images, clip_view, image_view, mappers["split"])
+    colour_by, legend = _colour_control(clip_renderer, colours, mappers)
     filters, count = _filters(p, clips, images, clip_view, image_view, captioners)
     image_details = Div(text="", name="image_details", width=460, stylesheets=[_DETAILS_CSS])
     for source, kind, targets in ((clips, "clip", [details]), (images, "image", [details, image_details])):
@@ -113,7 +113,17 @@ def render(p: PageInputs) -> str:
         page_css=_CSS, page_title=p.title, player_html=_player_html(p)))
 
 
-def _plane(clips, images, clip_view, image_view):
+def _colour_control(clip_renderer, colours: dict[str, dict[str, str]], mappers: dict):
+    """A 'colour by' select and the legend it switches."""
+    legends = {k: _legend(c) for k, c in colours.items()}
+    legend = Div(text=legends["split"], name="legend")
+    colour_by = Select(title="colour by", value="split", options=list(colours), name="colour_by")
+    colour_by.js_on_change("value", CustomJS(args=dict(clip_renderer=clip_renderer, legend=legend, legends=legends,
+                                                       mappers=mappers), code=_js("colour")))
+    return colour_by, legend
+
+
+def _plane(clips, images, clip_view, image_view, colour):
     """VA plane: clips as circles, images as squares; a tap selects (and plays a clip)."""
     plane = figure(title="valence / arousal", x_range=(-0.02, 1.02), y_range=(-0.02, 1.02), width=560,
                    height=520, x_axis_label="valence", y_axis_label="arousal", name="plane",
@@ -122,7 +132,7 @@ def _plane(clips, images, clip_view, image_view):
                                    size=5, fill_color="#999999", line_color=None, fill_alpha=0.35,
                                    legend_label="images", name="image_points")
     clip_renderer = plane.scatter("valence", "arousal", source=clips, view=clip_view, size=6,
-                                  fill_color={"field": "color_split"}, line_color={"field": "color_split"},
+                                  fill_color=colour, line_color=colour,
                                   fill_alpha=0.6, legend_label="clips", name="clip_points")
     plane.legend.click_policy = "hide"
     plane.legend.location = "top_left"

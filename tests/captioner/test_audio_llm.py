@@ -8,7 +8,7 @@ from captioner import audio_prep, weights
 from captioner.audio_prep import AudioPreparer, PreparedClip, bucket_by_length, resample
 from captioner.backends import audio_llm
 from captioner.base import CaptionerConfig, ClipForCaption, build
-from captioner.postprocess import Checked
+from captioner.postprocess import Checked, check
 from captioner.prompts import AUDIO_PROMPT_VERSION, AUDIO_STYLE_EXAMPLE
 from tests.captioner.tiny_models import tiny_causal_lm, tiny_qwen2_audio
 
@@ -61,8 +61,17 @@ def test_prompt_carries_the_measured_facts_and_the_release_style(greedy):
     for fact in ("about 120 BPM", "key: A minor", "dynamics: moderately loud", "mood: tense, aggressive, agitated",
                  "genre", "instruments", "recording quality", AUDIO_STYLE_EXAMPLE):
         assert fact in prompt
+    # A caption shaped like the example passes every check where its mood fits the labels.
+    assert check(AUDIO_STYLE_EXAMPLE, D, 0.8, 0.8).ok and not check(AUDIO_STYLE_EXAMPLE, D, 0.2, 0.2).ok
     no_pulse = greedy.prompt(tone("3-9", d={**D, "tempo_bpm": 0.0}))
     assert "tempo: no steady pulse" in no_pulse and "BPM" not in no_pulse.split("Measured facts")[1].split("Example")[0]
+
+
+def test_random_weights_build_the_model_from_its_config_alone(tiny_audio_dir):
+    cap = make(tiny_audio_dir, random_weights=True, do_sample=False, min_new_tokens=8)
+    assert cap.model.config._attn_implementation == "sdpa"
+    out = cap._generate([cap.preparer(c) for c in six_second_clips()], 0)
+    assert len(out) == 2
 
 
 def test_mood_left_to_the_model_is_in_the_id_and_out_of_the_prompt(tiny_audio_dir):
@@ -214,3 +223,17 @@ def test_bucket_by_length_batches_one_length_and_bounds_what_it_holds():
 def test_prepared_clip_ids_follow_the_clip(greedy):
     p = greedy.preparer(tone("7-12"))
     assert isinstance(p, PreparedClip) and p.clip_id == "7-12" and p.features.shape == (128, 3000)
+
+
+def test_beam_run_inference_goes_through_the_same_backend(tiny_audio_dir):
+    """Beam's handler hands raw clips to the same ``caption``: prepared there, failures as rows."""
+    from captioner.beam import CaptionModelHandler
+
+    config = CaptionerConfig("audio-llm", str(tiny_audio_dir), {"max_new_tokens": 4, "do_sample": False, "retries": 0})
+    handler = CaptionModelHandler(config, batch_size=4)
+    model = handler.load_model()
+    clips = six_second_clips() + [tone("silent", amp=0.0)]
+    out = [p.inference for p in handler.run_inference(clips, model)]
+    assert [r.clip_id for r in out] == ["1-9", "2-10", "silent"]
+    assert out[2].error_type == audio_prep.AUDIO_SILENT
+    assert [(r.text, r.error_type) for r in out[:2]] == [(r.text, r.error_type) for r in model.caption(clips[:2])]

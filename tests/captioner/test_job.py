@@ -234,3 +234,37 @@ def test_an_accepted_retry_wins_over_an_earlier_reject_in_another_rank_file(tmp_
     assert records.read_all(tmp_path, "x/m/v1") == {"a": CaptionResult("a", "A fine caption.", "x/m/v1")}
     assert records.read_all(tmp_path, "y/m/v1")["a"].text == "Other."
     assert records.read_all(tmp_path, "z/m/v1") == {}
+
+
+def test_a_rank_reads_only_its_row_groups_and_columns(tmp_path, monkeypatch):
+    from captioner import loader
+    from captioner.backends.descriptor import DescriptorCaptioner
+    from pipeline import writer
+    from tests.pipeline.test_writer import music_row
+
+    rows = []
+    for i in range(9):
+        row = music_row(i)
+        data = row["audio"]["bytes"]
+        row["audio"] = {"bytes": None, "path": row["audio"]["path"]}
+        rows.append(writer.stage_media(str(tmp_path / "out"), "music", row, "audio", data))
+    avg = sum(writer.row_bytes(r) for r in rows) // len(rows)
+    monkeypatch.setattr(writer, "MAX_ROW_GROUP_BYTES", 3 * avg)  # 3 rows per row group
+    shard = tmp_path / "run" / "data" / "music" / "train-00000-of-00001.parquet"
+    writer.write_parquet(str(shard), "music", rows)
+    ids = sorted(r["clip_id"] for r in rows)
+    reads = []
+    real = pq.ParquetFile.read_row_group
+    monkeypatch.setattr(pq.ParquetFile, "read_row_group",
+                        lambda self, i, columns=None, **kw: reads.append((i, tuple(columns))) or real(self, i, columns, **kw))
+    mine = {ids[4], ids[5]}  # both in the second row group
+    got = [c.clip_id for b in loader.batches([shard], mine, DescriptorCaptioner(), 4) for c in b.clips]
+    assert sorted(got) == sorted(mine)
+    assert reads == [(1, ("clip_id", "descriptors", "valence", "arousal"))]
+    reads.clear()
+    listener = DescriptorCaptioner()
+    listener.needs_audio = True
+    clips = [c for b in loader.batches([shard], {ids[0], ids[8]}, listener, 4) for c in b.clips]
+    assert [i for i, _ in reads] == [0, 2] and all("audio" in cols for _, cols in reads)
+    assert sorted(c.clip_id for c in clips) == [ids[0], ids[8]]
+    assert all(c.samples is not None and c.sample_rate == 16000 for c in clips)

@@ -92,6 +92,16 @@ def test_filters_change_the_row_count(browser, rows):
     wait_for(browser, f"{MODEL.format('clip_points')}.view.indices.count === {len(rows[schema.MUSIC])}")
 
 
+def test_colour_by_captioner(browser):
+    from selenium.webdriver.support.ui import Select
+
+    Select(shadow(browser, "colour_by", "select")).select_by_value("captioner")
+    wait_for(browser, f"{MODEL.format('clip_points')}.glyph.fill_color.field === 'captioner'")
+    assert "descriptor/none/template-v1" in browser.execute_script(f"return {MODEL.format('legend')}.text")
+    Select(shadow(browser, "colour_by", "select")).select_by_value("split")
+    assert console_errors(browser) == []
+
+
 def test_clicking_a_point_plays_and_decodes_its_flac_clip(browser, rows):
     from selenium.webdriver.common.actions.action_builder import ActionBuilder
 

@@ -9,7 +9,6 @@ import argparse
 import io
 import math
 import tarfile
-import time
 import zipfile
 from collections import Counter
 from pathlib import Path
@@ -319,8 +318,6 @@ def test_links_inside_the_tree_are_refused_too(tmp_path):
 
 
 def test_deam_url_archive_goes_through_the_downloader(tmp_path, http_server):
-    if not (REPO / "pipeline" / "download.py").is_file():
-        pytest.skip("pipeline/download.py (the Downloader) is not in this checkout yet")
     archive = _zip_of(simple_deam(tmp_path / "src" / "DEAM"), tmp_path / "DEAM.zip")
     url = http_server.add("/DEAM.zip", archive.read_bytes(), "application/zip")
     items = deam_items(url, tmp_path)
@@ -434,16 +431,13 @@ def real_image_va() -> Path:
 def test_real_image_va_without_folders(capsys):
     path = real_image_va()
     rows = sum(1 for line in path.read_text().splitlines()[1:] if line.strip())
-    t = time.perf_counter()
     items = image_items(opts(images_csv=str(path), images_dir=[]))
-    elapsed = time.perf_counter() - t
     assert len(items.images) + len(items.failures) == rows
     kinds = Counter(f.error_type for f in items.failures)
     assert items.images == [] and set(kinds) <= {"missing_image", "duplicate_id"}
     assert all(f.kind == "image" and f.stage == "read_images" for f in items.failures)
-    assert elapsed < 3.0
     with capsys.disabled():
-        print(f"\nimage_va.csv: {rows} rows -> {dict(kinds)} in {elapsed:.2f} s")
+        print(f"\nimage_va.csv: {rows} rows -> {dict(kinds)}")
 
 
 def test_real_ids_with_generated_images(tmp_path):

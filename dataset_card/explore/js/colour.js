@@ -1,4 +1,4 @@
-// Colour the points by split or by captioner (colours precomputed per row in Python).
-clip_renderer.glyph.fill_color = {field: "color_" + cb_obj.value};
-clip_renderer.glyph.line_color = {field: "color_" + cb_obj.value};
+// Colour the points by split or by captioner (the mappers are built in Python).
+clip_renderer.glyph.fill_color = mappers[cb_obj.value];
+clip_renderer.glyph.line_color = mappers[cb_obj.value];
 legend.text = legends[cb_obj.value];
