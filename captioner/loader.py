@@ -1,7 +1,7 @@
 """The job's clip loader: read, decode and prepare clips in worker processes, batch them by length.
 
-The GPU process should only run the model: each loader worker reads its share of the music
-shards' row groups, decodes the audio and, for backends with a ``preparer`` (audio-llm), resamples
+The GPU process should only run the model: each loader worker reads its share of the row groups
+that hold this rank's clips (only those, and only the columns the backend uses), decodes the audio and, for backends with a ``preparer`` (audio-llm), resamples
 and computes the model's features. Workers hand over one clip at a time; the main process
 groups clips of one length into batches (:func:`~captioner.audio_prep.bucket_by_length`), so
 a batch holds no audio padding. A clip that cannot be decoded or prepared travels as a failure
@@ -57,7 +57,9 @@ class ClipSource(IterableDataset):
 
     def __init__(self, shards: Sequence[Path], wanted: set[str], needs_audio: bool,
                  prepare: Callable[[ClipForCaption], Any] | None, captioner_id: str):
-        self.units = [(str(p), g) for p in shards for g in range(pq.ParquetFile(p).metadata.num_row_groups)]
+        # only the row groups holding wanted clips: shards are sorted by clip id, so a rank's share
+        # of a shard is a run of row groups, and the others are never read
+        self.units = [(str(p), g) for p in shards for g in row_groups_with(pq.ParquetFile(p), wanted)]
         self.wanted, self.needs_audio, self.prepare, self.captioner_id = wanted, needs_audio, prepare, captioner_id
         self.columns = ["clip_id", "descriptors", "valence", "arousal"] + (["audio"] if needs_audio else [])
 
@@ -80,6 +82,18 @@ class ClipSource(IterableDataset):
                                      f"cannot decode the audio: {type(e).__name__}: {str(e)[:200]}", attempts=0)
         clip = ClipForCaption(row["clip_id"], samples, rate, row["descriptors"], row["valence"], row["arousal"])
         return self.prepare(clip) if self.prepare else clip
+
+
+def row_groups_with(shard: pq.ParquetFile, wanted: set[str]) -> list[int]:
+    """Indices of the row groups of ``shard`` that hold at least one of the ``wanted`` clip ids."""
+    ids = shard.read(columns=["clip_id"]).column("clip_id").to_pylist()
+    groups, start = [], 0
+    for i in range(shard.metadata.num_row_groups):
+        n = shard.metadata.row_group(i).num_rows
+        if any(c in wanted for c in ids[start:start + n]):
+            groups.append(i)
+        start += n
+    return groups
 
 
 def _one(item: Any) -> Any:  # DataLoader collate for single items: hand them over unchanged

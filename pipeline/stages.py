@@ -11,9 +11,10 @@ import time
 from dataclasses import replace
 from typing import Any, Iterable, Iterator
 
-import apache_beam as beam
+from pipeline.beam_import import beam  # Beam without its harmless apitools warning
 from apache_beam.metrics import Metrics
 
+from captioner.base import CaptionerConfig, as_clips_for_caption, build, caption_safely
 from pipeline import progress
 from pipeline.audio import encode_flac
 from pipeline.download import DownloadError, DownloadOptions, Downloader
@@ -106,6 +107,28 @@ def caption_batches(clips: list[Clip], batch_size: int) -> Iterator[Clip | list[
             todo.append(c)
     for i in range(0, len(todo), batch_size):
         yield todo[i:i + batch_size]
+
+
+class CaptionInPlace(_Counted):
+    """A batch of clips → captioned clips or failures, for backends without a model (a template).
+
+    RunInference would cost a stage of its own and, through its model manager, a torch import in
+    every worker process, for a function of the descriptors.
+    """
+
+    stage = "caption"
+
+    def __init__(self, config: CaptionerConfig):
+        super().__init__()
+        self.config = config
+
+    def setup(self):
+        self.captioner = build(self.config)
+
+    def process(self, batch: list[Clip]):
+        self.items_in.inc(len(batch))
+        results = caption_safely(self.captioner, as_clips_for_caption(batch), self.config.backend)
+        yield from self.emit(_with_caption(c, r) for c, r in zip(batch, results))
 
 
 class ApplyCaption(_Counted):

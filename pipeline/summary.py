@@ -6,15 +6,17 @@ import collections
 import importlib.metadata
 import logging
 import platform
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import pyarrow.parquet as pq
+import pipeline.beam_import  # noqa: F401  (first: Beam without its harmless apitools warning)
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
-from pipeline.sources.base import SourceItems
+from pipeline.inputs import Listed
+from pipeline.redact import redact_value
 from pipeline.splits import policy_report
 from pipeline.stages import NAMESPACE
 from pipeline.writer import ShardInfo, join
@@ -55,8 +57,9 @@ def shard_from_dict(d: dict) -> ShardInfo:
 
 
 def _sanitised(d: dict[str, Any]) -> dict[str, Any]:
-    """Options with anything secret-looking replaced by whether it was set."""
-    return {k: ("<set>" if v and any(w in k.lower() for w in _SECRET_WORDS) else v) for k, v in d.items()}
+    """Options with anything secret-looking replaced by whether it was set, URLs without credentials."""
+    return {k: ("<set>" if v and any(w in k.lower() for w in _SECRET_WORDS) else redact_value(v))
+            for k, v in d.items()}
 
 
 def _versions() -> dict[str, str]:
@@ -85,7 +88,7 @@ def _counters(result) -> dict[str, int]:
     return {c.key.metric.name: int(c.committed or c.attempted or 0) for c in res["counters"]}
 
 
-def build_summary(opts: argparse.Namespace, po: PipelineOptions, items: SourceItems, manifest: dict,
+def build_summary(opts: argparse.Namespace, po: PipelineOptions, listed: Listed, manifest: dict,
                   result, wall_s: float, songs_phase_s: float | None = None) -> RunSummary:
     """Assemble the summary from the run's manifest, failures file and metrics."""
     rows: dict[str, dict[str, int]] = {}
@@ -100,8 +103,7 @@ def build_summary(opts: argparse.Namespace, po: PipelineOptions, items: SourceIt
         output=opts.output,
         runner=str(po.view_as(StandardOptions).runner),
         wall_s=round(wall_s, 2),
-        listed={"songs": len(items.songs), "images": len(items.images), "pairs": len(items.pairs),
-                "rejected_rows": len(items.failures)},
+        listed=asdict(listed),
         rows={t: dict(c) for t, c in rows.items()},
         failures_by_reason=dict(sorted(reasons.items())),
         failures_total=sum(reasons.values()),
