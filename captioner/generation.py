@@ -68,11 +68,16 @@ def add_generation_flags(parser, prefix: str = "") -> None:
     parser.add_argument(f"--{prefix}dtype", help="torch dtype name (default: bfloat16 on GPU, float32 on CPU)")
     parser.add_argument(f"--{prefix}trust_remote_code", action="store_true", default=None,
                         help="run model code shipped with the weights (needed by some models; off by default)")
+    parser.add_argument(f"--{prefix}mood", choices=("labels", "none"), default=None,
+                        help="tags-llm and descriptor captioners: 'labels' (default) writes mood words derived from "
+                        "the clip's VA labels (captions then carry their label); 'none' writes no mood words. "
+                        "Recorded in the captioner id")
 
 
 def extra_from_args(args: argparse.Namespace, prefix: str = "") -> dict[str, Any]:
     """The flags of :func:`add_generation_flags` that were given, as ``CaptionerConfig.extra``."""
-    keys = ("max_new_tokens", "seed", "retries", "temperature", "top_p", "do_sample", "dtype", "trust_remote_code")
+    keys = ("max_new_tokens", "seed", "retries", "temperature", "top_p", "do_sample", "dtype", "trust_remote_code",
+            "mood")
     # `is not None`, not truthiness: --retries 0 and --seed 0 are real values.
     return {k: getattr(args, prefix + k) for k in keys if getattr(args, prefix + k, None) is not None}
 
