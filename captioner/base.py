@@ -66,6 +66,36 @@ def needs_audio(config: CaptionerConfig) -> bool:
     return bool(getattr(BACKENDS.get(config.backend), "needs_audio", True))
 
 
+def needs_model(config: CaptionerConfig) -> bool:
+    """Whether the backend loads a model (worth RunInference's per-worker sharing and batching);
+    a template over descriptors does not, and can caption wherever its clips are."""
+    from captioner import backends  # noqa: F401  (registers the built-in backends)
+
+    return bool(getattr(BACKENDS.get(config.backend), "needs_model", True))
+
+
+def caption_safely(model: Captioner, clips: Sequence[ClipForCaption], backend: str) -> list[CaptionResult]:
+    """``model.caption(clips)``, with a failing batch turned into one rejection per clip (one bad
+    batch fails its clips, not the job); the traceback goes to the log."""
+    import logging
+
+    try:
+        results = model.caption(clips)
+        if len(results) != len(clips):
+            raise RuntimeError(f"{model.id} returned {len(results)} captions for {len(clips)} clips")
+    except Exception as e:  # noqa: BLE001 - recorded as rejections and logged with traceback
+        logging.getLogger(__name__).exception("captioner %s failed on a batch of %d clips",
+                                              getattr(model, "id", "?"), len(clips))
+        results = [CaptionResult(c.clip_id, None, getattr(model, "id", backend),
+                                 f"internal:{type(e).__name__}", str(e)[:500]) for c in clips]
+    return results
+
+
+def as_clips_for_caption(batch: Sequence[Any]) -> list[ClipForCaption]:
+    """What a backend may see of the pipeline's clips (any objects with these fields)."""
+    return [ClipForCaption(c.clip_id, c.samples, c.sample_rate, c.descriptors, c.valence, c.arousal) for c in batch]
+
+
 def build(config: CaptionerConfig) -> Captioner:
     """Instantiate the backend named in ``config``; unknown names list the known ones."""
     from captioner import backends  # noqa: F401  (registers the built-in backends)

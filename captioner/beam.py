@@ -11,14 +11,11 @@ instead of failing the job.
 """
 from __future__ import annotations
 
-import logging
 from typing import Any, Iterable, Sequence
 
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
-from captioner.base import Captioner, CaptionerConfig, CaptionResult, ClipForCaption, build
-
-log = logging.getLogger(__name__)
+from captioner.base import Captioner, CaptionerConfig, as_clips_for_caption, build, caption_safely
 
 
 class CaptionModelHandler(ModelHandler[Any, PredictionResult, Captioner]):
@@ -37,17 +34,9 @@ class CaptionModelHandler(ModelHandler[Any, PredictionResult, Captioner]):
 
     def run_inference(self, batch: Sequence[Any], model: Captioner,
                       inference_args: dict[str, Any] | None = None) -> Iterable[PredictionResult]:
-        clips = [ClipForCaption(c.clip_id, c.samples, c.sample_rate, c.descriptors, c.valence, c.arousal)
-                 for c in batch]
-        try:
-            results = model.caption(clips)
-            if len(results) != len(clips):
-                raise RuntimeError(f"{model.id} returned {len(results)} captions for {len(clips)} clips")
-        except Exception as e:  # noqa: BLE001 - one bad batch fails its clips, not the job
-            log.exception("captioner %s failed on a batch of %d clips", getattr(model, "id", "?"), len(clips))
-            results = [CaptionResult(c.clip_id, None, getattr(model, "id", self.config.backend),
-                                     f"internal:{type(e).__name__}", str(e)[:500]) for c in clips]
+        results = caption_safely(model, as_clips_for_caption(batch), self.config.backend)
         return [PredictionResult(example, result) for example, result in zip(batch, results)]
 
     def get_metrics_namespace(self) -> str:
         return f"captioner-{self.config.backend}"
+

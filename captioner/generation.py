@@ -14,6 +14,8 @@ from typing import Any, Callable, Sequence
 from captioner.base import CaptionResult, ClipForCaption
 from captioner.postprocess import Checked
 
+ATTENTION = ("auto", "sdpa", "flash_attention_2", "eager")
+CACHES = ("dynamic", "static")
 # Seeds of successive attempts are far apart so retries never replay an earlier sample.
 RETRY_SEED_STRIDE = 1_000_003
 
@@ -31,6 +33,13 @@ class GenerationSettings:
     device: str | None = None  # None: cuda when available, else cpu
     dtype: str = "auto"  # auto: bfloat16 on GPU, float32 on CPU
     trust_remote_code: bool = False  # off unless the user passes it (remote code runs locally)
+    revision: str | None = None  # Hub commit of the model; required with trust_remote_code for Hub ids
+    min_new_tokens: int = 0  # benchmarks set it to max_new_tokens: a fixed amount of text per clip
+    # auto: flash_attention_2 on GPU when the flash-attn package is installed, else PyTorch's sdpa
+    attn_implementation: str = "auto"
+    # dynamic: a cache that grows per step; static: preallocated for prompt + max_new_tokens
+    cache_implementation: str = "dynamic"
+    random_weights: bool = False  # audio-llm: build the model from its config only (speed benchmarks)
 
     @classmethod
     def from_extra(cls, extra: dict[str, Any]) -> "GenerationSettings":
@@ -41,14 +50,21 @@ class GenerationSettings:
                 default = getattr(cls, f.name)
                 kind = type(default) if default is not None else str
                 kwargs[f.name] = _as_bool(extra[f.name]) if kind is bool else kind(extra[f.name])
-        if kwargs.get("retries", 0) < 0 or kwargs.get("max_new_tokens", 1) < 1:
-            raise ValueError("retries must be >= 0 and max_new_tokens >= 1")
+        if kwargs.get("retries", 0) < 0 or kwargs.get("max_new_tokens", 1) < 1 or kwargs.get("min_new_tokens", 0) < 0:
+            raise ValueError("retries and min_new_tokens must be >= 0 and max_new_tokens >= 1")
+        for name, known in (("attn_implementation", ATTENTION), ("cache_implementation", CACHES)):
+            if name in kwargs and kwargs[name] not in known:
+                raise ValueError(f"{name} {kwargs[name]!r}: choose one of {', '.join(known)}")
         return cls(**kwargs)
 
     def generate_kwargs(self, attempt: int) -> dict[str, Any]:
         """``generate`` sampling flags; retries always sample (greedy would repeat the reject)."""
         sample = self.do_sample or attempt > 0
         out: dict[str, Any] = {"max_new_tokens": self.max_new_tokens, "do_sample": sample}
+        if self.min_new_tokens:
+            out["min_new_tokens"] = min(self.min_new_tokens, self.max_new_tokens)
+        if self.cache_implementation != "dynamic":
+            out["cache_implementation"] = self.cache_implementation
         if sample:
             out.update(temperature=self.temperature, top_p=self.top_p)
         return out
@@ -59,7 +75,7 @@ class GenerationSettings:
 
 def add_generation_flags(parser, prefix: str = "") -> None:
     """Add the LLM backends' flags (``--{prefix}max_new_tokens`` ...) to a parser or group."""
-    for f in ("max_new_tokens", "seed", "retries"):
+    for f in ("max_new_tokens", "min_new_tokens", "seed", "retries"):
         parser.add_argument(f"--{prefix}{f}", type=int, help=f"generation {f} (default {getattr(GenerationSettings, f)})")
     for f in ("temperature", "top_p"):
         parser.add_argument(f"--{prefix}{f}", type=float, help=f"sampling {f} (default {getattr(GenerationSettings, f)})")
@@ -67,16 +83,28 @@ def add_generation_flags(parser, prefix: str = "") -> None:
                         help="sample (default) or decode greedily; retries always sample")
     parser.add_argument(f"--{prefix}dtype", help="torch dtype name (default: bfloat16 on GPU, float32 on CPU)")
     parser.add_argument(f"--{prefix}trust_remote_code", action="store_true", default=None,
-                        help="run model code shipped with the weights (needed by some models; off by default)")
+                        help="run model code shipped with the weights (needed by some models; off by default); "
+                        f"a Hugging Face id also needs --{prefix}revision")
+    parser.add_argument(f"--{prefix}revision", metavar="COMMIT",
+                        help="40-hex commit of a Hugging Face model id to load (pins weights and code; "
+                        "ignored for local folders)")
+    parser.add_argument(f"--{prefix}attn_implementation", choices=ATTENTION,
+                        help="attention kernel (default auto: flash_attention_2 on GPU when installed, else sdpa)")
+    parser.add_argument(f"--{prefix}cache_implementation", choices=CACHES,
+                        help="KV cache for batched generation (default dynamic; static preallocates it)")
+    parser.add_argument(f"--{prefix}random_weights", action="store_true", default=None,
+                        help="audio-llm: random weights from the model's config, for speed benchmarks only "
+                             "(captions are noise)")
     parser.add_argument(f"--{prefix}mood", choices=("labels", "none"), default=None,
-                        help="tags-llm and descriptor captioners: 'labels' (default) writes mood words derived from "
-                        "the clip's VA labels (captions then carry their label); 'none' writes no mood words. "
-                        "Recorded in the captioner id")
+                        help="where caption mood words come from: 'labels' (default) = the clip's VA labels "
+                        "(captions then carry their label); 'none' = tags-llm and descriptor write no mood words, "
+                        "audio-llm judges the mood by ear. Recorded in the captioner id")
 
 
 def extra_from_args(args: argparse.Namespace, prefix: str = "") -> dict[str, Any]:
     """The flags of :func:`add_generation_flags` that were given, as ``CaptionerConfig.extra``."""
-    keys = ("max_new_tokens", "seed", "retries", "temperature", "top_p", "do_sample", "dtype", "trust_remote_code",
+    keys = ("max_new_tokens", "min_new_tokens", "seed", "retries", "temperature", "top_p", "do_sample", "dtype",
+            "trust_remote_code", "revision", "attn_implementation", "cache_implementation", "random_weights",
             "mood")
     # `is not None`, not truthiness: --retries 0 and --seed 0 are real values.
     return {k: getattr(args, prefix + k) for k in keys if getattr(args, prefix + k, None) is not None}
@@ -105,7 +133,10 @@ def seeded(seed: int, device: str):
     """Seed torch for one ``generate`` call without disturbing the caller's RNG state."""
     import torch
 
-    cuda = [torch.device(device).index or 0] if device.startswith("cuda") else []
+    where = torch.device(device)
+    # Only the model's own GPU: a bare "cuda" is the current device (Accelerate sets it per rank),
+    # not GPU 0, whose RNG state every rank would otherwise open a context for.
+    cuda = [torch.cuda.current_device() if where.index is None else where.index] if where.type == "cuda" else []
     with torch.random.fork_rng(devices=cuda):
         torch.manual_seed(seed)
         yield

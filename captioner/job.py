@@ -5,23 +5,26 @@
 
 Clips are split across processes with Accelerate's ``split_between_processes``; each rank
 appends its results to its own ``RUN_DIR/captions/rank-NNNNN.jsonl`` (see :mod:`captioner.records`),
-so a rerun skips what any earlier run, of any world size, already recorded. When every rank is
-done the main process merges the accepted captions into the music shards (see
-:mod:`captioner.merge`) and writes ``captions/summary.json``.
+so a rerun skips what any earlier run, of any world size, already recorded with the same captioner
+id (backend/model/prompt version; see :mod:`captioner.records`); ``--retry_rejected`` also redoes
+that captioner's rejected clips. When every rank is done the main process merges that captioner's
+accepted captions into the music shards (see :mod:`captioner.merge`; a clip it rejected keeps the
+caption the table had) and writes ``captions/summary.json``.
 """
 from __future__ import annotations
 
 import argparse
-import io
 import json
+import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
 
 import pyarrow.parquet as pq
 
-from captioner import audit
-from captioner.base import CaptionerConfig, ClipForCaption, build
+from captioner import audit, loader
+from captioner.base import CaptionerConfig, build
 from captioner.generation import add_generation_flags, extra_from_args
 from captioner.merge import merge, music_shards
 from captioner.records import CAPTIONS_DIR, RankWriter, rank_file, read_all
@@ -46,8 +49,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--backend", default="tags-llm", help="captioner backend: descriptor, tags-llm, audio-llm")
     p.add_argument("--model", help="model folder, .gguf file or Hugging Face id (default: the backend's)")
     p.add_argument("--batch_size", type=int, default=8, help="clips per generate call and per fsync")
+    p.add_argument("--loader_workers", type=int,
+                   help="processes per rank that decode, resample and featurise clips ahead of the model "
+                        "(default 2 when a GPU runs the model, 0 on a CPU-only machine)")
     add_generation_flags(p)
     p.add_argument("--no_progress", action="store_true", help="no progress bar")
+    p.add_argument("--retry_rejected", action="store_true",
+                   help="caption again the clips this backend/model rejected in an earlier run (default: keep the rejects)")
     p.add_argument("--no_merge", action="store_true", help="only record captions; leave the music shards as they are")
     p.add_argument("--stop_after", type=int, help=argparse.SUPPRESS)  # tests: a rank 'dies' after N clips
     return p.parse_args(argv)
@@ -67,23 +75,27 @@ def run(argv: Sequence[str] | None = None) -> JobResult:
     run_dir: Path = args.input
     if not music_shards(run_dir):
         raise SystemExit(f"--input {run_dir}: no music shards under data/music/ (is it a pipeline run folder?)")
-    # cpu=True on GPU-less machines: otherwise Accelerate would look for CUDA devices per rank.
-    state = PartialState(cpu=not torch.cuda.is_available())
-    done = read_all(run_dir)
+    # cpu=True (gloo) on GPU-less machines, and when processes share GPUs (two per H200): else
+    # Accelerate would bind rank r to cuda:r; the model still goes to the current CUDA device.
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    state = PartialState(cpu=torch.cuda.device_count() < world or not torch.cuda.is_available())
+    captioner = build(config_from(args))  # its id keys the records
+    done = read_all(run_dir, captioner.id)
     all_ids = sorted(_clip_ids(run_dir))
-    todo = [c for c in all_ids if c not in done]
+    todo = [c for c in all_ids if c not in done or (args.retry_rejected and done[c].text is None)]
     state.wait_for_everyone()  # every rank has read the same `done` before anyone appends
-    captioner = build(config_from(args))
-    needs_audio = getattr(captioner, "needs_audio", True)
+    workers = args.loader_workers if args.loader_workers is not None else 2 * torch.cuda.is_available()
     captioned = rejected = 0
+    started = time.perf_counter()
     with state.split_between_processes(todo) as mine:
         writer = RankWriter(rank_file(run_dir, state.process_index))
         bar = tqdm(total=len(mine), desc=f"captions (rank 0 of {state.num_processes})",
                    disable=args.no_progress or not state.is_main_process)
         try:
             budget = args.stop_after if args.stop_after is not None else len(mine)
-            for batch in _batches(_clips(run_dir, set(mine[:budget]), needs_audio), args.batch_size):
-                results = captioner.caption(batch)
+            for batch in loader.batches(music_shards(run_dir), set(mine[:budget]), captioner, args.batch_size,
+                                        workers):
+                results = batch.failed + (captioner.caption(batch.clips) if batch.clips else [])
                 writer.write(results)
                 captioned += sum(r.text is not None for r in results)
                 rejected += sum(r.text is None for r in results)
@@ -94,17 +106,21 @@ def run(argv: Sequence[str] | None = None) -> JobResult:
     if args.stop_after is not None:  # simulate a crash: no barrier, no merge
         return JobResult(state.num_processes, state.process_index, len(all_ids), len(all_ids) - len(todo),
                          captioned, rejected, False)
-    state.wait_for_everyone()
+    from accelerate.utils import gather_object
+
+    # The slowest rank's captioning time (model loading excluded): what throughput figures divide by.
+    seconds = max(gather_object([time.perf_counter() - started]))
     merged = False
     if state.is_main_process:
-        merged = _finish(run_dir, all_ids, args, state.num_processes)
+        merged = _finish(run_dir, all_ids, args, state.num_processes, captioner.id, seconds)
     state.wait_for_everyone()
     return JobResult(state.num_processes, state.process_index, len(all_ids), len(all_ids) - len(todo),
                      captioned, rejected, merged)
 
 
-def _finish(run_dir: Path, all_ids: list[str], args: argparse.Namespace, world_size: int) -> bool:
-    records = read_all(run_dir)
+def _finish(run_dir: Path, all_ids: list[str], args: argparse.Namespace, world_size: int, captioner_id: str,
+            seconds: float) -> bool:
+    records = read_all(run_dir, captioner_id)
     missing = sorted(set(all_ids) - set(records))
     if missing:  # a rank failed without raising; never merge a partial set
         raise RuntimeError(f"{len(missing)} clips have no caption record, e.g. {missing[:5]}; rerun to finish")
@@ -113,7 +129,7 @@ def _finish(run_dir: Path, all_ids: list[str], args: argparse.Namespace, world_s
                for k, r in sorted(records.items()) if r.text is None}
     summary = {"world_size": world_size, "clips": len(all_ids), "accepted": len(all_ids) - len(rejects),
                "rejected": len(rejects), "rejects": rejects, "backend": args.backend,
-               "captioners": sorted({r.captioner for r in records.values()}),
+               "captioner": captioner_id, "caption_seconds": round(seconds, 3),
                "merged_rows": stats.replaced if stats else 0, "shards": stats.shards if stats else 0}
     (run_dir / CAPTIONS_DIR / "summary.json").write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
     if stats is not None:  # the captions changed: the card's caption audit must follow
@@ -124,28 +140,3 @@ def _finish(run_dir: Path, all_ids: list[str], args: argparse.Namespace, world_s
 def _clip_ids(run_dir: Path) -> Iterator[str]:
     for path in music_shards(run_dir):
         yield from pq.read_table(path, columns=["clip_id"]).column("clip_id").to_pylist()
-
-
-def _clips(run_dir: Path, wanted: set[str], needs_audio: bool) -> Iterator[ClipForCaption]:
-    """This rank's clips, shard by shard (audio decoded only for backends that listen)."""
-    import soundfile as sf
-
-    columns = ["clip_id", "descriptors", "valence", "arousal"] + (["audio"] if needs_audio else [])
-    for path in music_shards(run_dir):
-        for row in pq.read_table(path, columns=columns).to_pylist():
-            if row["clip_id"] not in wanted:
-                continue
-            samples, rate = (sf.read(io.BytesIO(row["audio"]["bytes"]), dtype="float32")
-                             if needs_audio else (None, 0))
-            yield ClipForCaption(row["clip_id"], samples, rate, row["descriptors"], row["valence"], row["arousal"])
-
-
-def _batches(items: Iterator[ClipForCaption], size: int) -> Iterator[list[ClipForCaption]]:
-    batch: list[ClipForCaption] = []
-    for item in items:
-        batch.append(item)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch

@@ -18,8 +18,12 @@ from typing import Any
 from captioner.vocab import SCALES, has_pulse, mood_words, tempo_word
 
 PROMPT_VERSION = "tags-v2"
-AUDIO_PROMPT_VERSION = "audio-v1"
-MOODS = ("labels", "none")  # --caption_mood: mood tags from the VA labels, or no mood at all
+# audio-v2: the release's caption style (genre, instruments, performance, recording quality,
+# mood) with the measured facts the caption must not contradict.
+AUDIO_PROMPT_VERSION = "audio-v2"
+# Mood sources: where a caption's mood words come from (recorded in the captioner id).
+MOOD_SOURCES = ("labels", "none")
+MOODS = MOOD_SOURCES  # --caption_mood: mood tags from the VA labels, or none
 
 SYSTEM = (
     "You write short captions for instrumental music clips. Use only the facts in the tags, each "
@@ -27,10 +31,23 @@ SYSTEM = (
     "Answer with one or two plain English sentences."
 )
 
-AUDIO_INSTRUCTION = (
-    "Describe this music clip in one or two sentences: its tempo, key or mode, dynamics, "
-    "timbre, rhythm and the mood it conveys. Do not invent lyrics."
+# Captions of the IMEMNet-C release read like MusicCaps: genre, instruments, performance,
+# recording quality, then mood. The example shows that shape; the facts keep tempo, key and
+# dynamics true (the model hears timbre and instruments far better than it counts BPM).
+AUDIO_STYLE_EXAMPLE = (
+    "The jazz song showcases a vibraphone solo melody. It is accompanied by punchy snare and kick "
+    "hits, shimmering cymbals, and a groovy bass guitar. The recording is clean and well balanced. "
+    "The composition conveys an energetic and passionate mood."
 )
+AUDIO_INSTRUCTION = (
+    "Write a caption of this music clip in three or four sentences, in this order: the genre; the "
+    "instruments and what each plays; the performance and the recording quality; then the mood it "
+    "conveys. Use the measured facts below and never contradict them; state a tempo or key only "
+    "as given."
+)
+AUDIO_MOOD_FROM_LABELS = "The listeners' mood is given: use these mood words."
+AUDIO_MOOD_FROM_MODEL = "Judge the mood from what you hear."
+AUDIO_CLOSING = "Do not invent lyrics or singers you cannot hear. Answer with the caption only."
 
 # Optional facts: tag label -> scale attribute. Tempo, key and (with labels) mood are always given.
 OPTIONAL = {"dynamics": "loudness", "timbre": "timbre", "rhythm": "rhythm", "texture": "percussion",
@@ -51,7 +68,7 @@ class Tags:
 
     def render(self) -> str:
         """The user message body: one tag per line."""
-        tempo = f"{self.tempo}, about {self.tempo_bpm} BPM" if self.tempo_bpm is not None else f"{self.tempo} (no BPM)"
+        tempo = f"{self.tempo}, about {self.tempo_bpm} BPM" if self.tempo_bpm is not None else self.tempo
         lines = [f"tempo: {tempo}", f"key: {self.key} {self.mode}"]
         lines += [f"{label}: {word}" for label, word in self.facts]
         if self.moods:
@@ -173,9 +190,33 @@ def plain_prompt(messages: list[dict[str, str]]) -> str:
     return "\n\n".join(lines) + "\n\nAssistant:"
 
 
-def audio_messages(audio_token_url: str = "clip.wav") -> list[dict[str, Any]]:
-    """The audio-llm chat: one user turn holding the clip and the instruction."""
+def audio_facts(descriptors: dict[str, Any], valence: float, arousal: float, mood: str = "labels") -> str:
+    """The measured facts of one clip as tag lines (the tags-llm tags; no mood line for ``mood='none'``).
+
+    A clip without a pulse (tempo 0: too few onsets) says so instead of stating a BPM.
+    """
+    if mood not in MOOD_SOURCES:
+        raise ValueError(f"unknown mood source {mood!r}; choose one of: {', '.join(MOOD_SOURCES)}")
+    # Every measured fact the descriptors hold: a model that hears the clip can use them all.
+    return tags_for(descriptors, valence, arousal, mood=mood == "labels",
+                    facts=tuple(available_facts(descriptors))).render()
+
+
+def audio_instruction(descriptors: dict[str, Any], valence: float, arousal: float, mood: str = "labels") -> str:
+    """The user text that follows the clip: what to write, the facts, the style example."""
+    mood_rule = AUDIO_MOOD_FROM_LABELS if mood == "labels" else AUDIO_MOOD_FROM_MODEL
+    return "\n".join([
+        AUDIO_INSTRUCTION, mood_rule, "Measured facts:", audio_facts(descriptors, valence, arousal, mood),
+        f"Example of the style (not of this clip): {AUDIO_STYLE_EXAMPLE}", AUDIO_CLOSING,
+    ])
+
+
+def audio_messages(instruction: str, audio_token_url: str = "clip.wav") -> list[dict[str, Any]]:
+    """The audio-llm chat: one user turn holding the clip, then the instruction with the facts.
+
+    The clip comes first so the shared part of every prompt (the template's opening) is a prefix.
+    """
     return [{"role": "user", "content": [
         {"type": "audio", "audio_url": audio_token_url},
-        {"type": "text", "text": AUDIO_INSTRUCTION},
+        {"type": "text", "text": instruction},
     ]}]

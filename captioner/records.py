@@ -3,7 +3,8 @@
 Each process appends to its own file (no cross-process locking needed) and fsyncs after every
 batch, so a killed job loses at most the batch in flight; a torn last line is cut off before the
 next append and ignored by readers. A rerun reads every rank's file (whatever world size wrote
-them) and skips the clips already recorded.
+them) and skips the clips already recorded *by the same captioner id* (backend/model/prompt
+version): records of another backend, model or prompt version neither count as done nor get merged.
 """
 from __future__ import annotations
 
@@ -22,8 +23,13 @@ def rank_file(run_dir: Path, rank: int) -> Path:
     return Path(run_dir) / CAPTIONS_DIR / f"rank-{rank:05d}.jsonl"
 
 
-def read_all(run_dir: Path) -> dict[str, CaptionResult]:
-    """Every complete record of every rank file, by clip id (a later record of a clip wins)."""
+def read_all(run_dir: Path, captioner: str) -> dict[str, CaptionResult]:
+    """``captioner``'s record of every clip it has seen, by clip id; other captioners' are ignored.
+
+    An accepted record beats rejections of the same clip whatever the file order: a retried
+    reject may be appended to a lower-numbered rank file than the reject, since each run splits
+    the remaining clips afresh. Among rejections the last one read wins.
+    """
     out: dict[str, CaptionResult] = {}
     for path in sorted((Path(run_dir) / CAPTIONS_DIR).glob("rank-*.jsonl")):
         for line in path.read_text(encoding="utf-8").splitlines():
@@ -31,7 +37,11 @@ def read_all(run_dir: Path) -> dict[str, CaptionResult]:
                 rec = CaptionResult(**json.loads(line))
             except (json.JSONDecodeError, TypeError):
                 continue  # the torn tail of a killed writer
-            out[rec.clip_id] = rec
+            if rec.captioner != captioner:
+                continue
+            seen = out.get(rec.clip_id)
+            if seen is None or seen.text is None:
+                out[rec.clip_id] = rec
     return out
 
 

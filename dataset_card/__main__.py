@@ -1,4 +1,4 @@
-"""``python -m dataset_card {build,validate,publish}``: assemble, check and publish IMEMNet-C."""
+"""``python -m dataset_card {build,validate,publish,explore}``: assemble, check, publish and explore IMEMNet-C."""
 from __future__ import annotations
 
 import argparse
@@ -6,6 +6,8 @@ import logging
 import sys
 
 from dataset_card.build import BuildError, build
+from dataset_card.explore import ExploreError, explore
+from dataset_card.licences import LicenceError
 from dataset_card.publish import TokenError, publish
 from dataset_card.validate import ValidationError, validate
 
@@ -27,7 +29,23 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--revision", default=None, help="branch to commit to (created if missing; default main)")
     u.add_argument("--token-from-env", action="store_true",
                    help="take the token only from HF_TOKEN (default: HF_TOKEN or the saved `hf auth login`)")
-    u.add_argument("--metadata-only", action="store_true", help="when building from a run: metadata-only build")
+    u.add_argument("--metadata-only", action="store_true",
+                   help="when building from a run: metadata-only build (no audio/images, so any source may go public)")
+    u.add_argument("--redistribute", action="append", default=[], metavar="SOURCE",
+                   help="publish the media of SOURCE (a `source` value, e.g. manifest) to a public repository "
+                        "although its terms are unknown or forbid it: you hold the rights (repeatable)")
+    e = sub.add_parser("explore", help="write a static offline page to look at and listen to a run or dataset")
+    e.add_argument("path", help="a run folder (python -m pipeline.run --output) or a built dataset folder")
+    e.add_argument("--out", default=None,
+                   help="folder for index.html and its media/ (default: PATH/explore for a run, "
+                        "a sibling PATH-explore for a dataset folder)")
+    e.add_argument("--sample", type=int, default=None, metavar="N",
+                   help="show N random clips (and up to N images, their paired ones first), with only "
+                        "their media: a small folder to copy elsewhere")
+    e.add_argument("--seed", type=int, default=0, help="seed of --sample's draw (default 0)")
+    e.add_argument("--no-media", dest="media", action="store_false",
+                   help="extract no audio or images: a quick page of VA, captions, pairs and failures that "
+                        "plays nothing (a full page otherwise writes every clip and image once under OUT/media)")
     return p
 
 
@@ -45,15 +63,23 @@ def main(argv: list[str] | None = None) -> int:
             report = validate(args.dir)
             print(report.render())
             return 0 if report.ok else 1
+        elif args.command == "explore":
+            r = explore(args.path, args.out, sample=args.sample, seed=args.seed, media=args.media)
+            m = r.media
+            print(f"wrote {r.page} ({r.page_bytes / 1e6:.1f} MB): {r.clips} clips, {r.images} images, "
+                  f"{r.failures} failures; media {m.written} written, {m.reused} reused, {m.removed} removed"
+                  + ("" if r.flags_available else "; caption flags unavailable (captioner.audit missing)")
+                  + f" in {r.seconds:.1f} s")
         else:
             r = publish(args.path, args.repo_id, private=args.private, revision=args.revision,
-                        token_from_env=args.token_from_env, metadata_only=args.metadata_only)
+                        token_from_env=args.token_from_env, metadata_only=args.metadata_only,
+                        redistribute=args.redistribute)
             print(f"{r.repo_id}@{r.revision}: " + (f"commit {r.commit}, {len(r.uploaded)} files uploaded, "
                   f"{len(r.deleted)} removed" if r.commit else f"unchanged ({len(r.unchanged)} files), no commit"))
     except ValidationError as e:
         print(f"validation failed:\n{e}", file=sys.stderr)
         return 1
-    except (BuildError, TokenError) as e:
+    except (BuildError, TokenError, ExploreError, LicenceError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0

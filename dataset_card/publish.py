@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import huggingface_hub
 from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
 
 from dataset_card.build import HUB_DIR, build
+from dataset_card.licences import LicenceError, media_rows, refusal, restricted
 from dataset_card.validate import validate
 
 log = logging.getLogger(__name__)
@@ -78,19 +80,27 @@ def _unchanged(path: Path, sibling) -> bool:
 
 
 def publish(path: Path | str, repo_id: str, *, private: bool = False, revision: str | None = None,
-            token_from_env: bool = False, metadata_only: bool = False, api: HfApi | None = None) -> PublishResult:
+            token_from_env: bool = False, metadata_only: bool = False, redistribute: Iterable[str] = (),
+            api: HfApi | None = None) -> PublishResult:
     """Build if needed, validate, and upload ``path`` to the dataset repo ``repo_id``.
 
-    Raises :class:`TokenError` without a token and ``ValidationError`` for a broken folder.
+    Media (audio, images) of sources whose terms do not allow redistribution go only to a private
+    repository, or with ``redistribute`` naming those sources (see :mod:`dataset_card.licences`).
+    Raises :class:`TokenError` without a token, ``ValidationError`` for a broken folder and
+    :class:`LicenceError` for media that may not go public, before anything is created or sent.
     """
     token = resolve_token(token_from_env)
     root = hub_folder(path, metadata_only)
     validate(root).raise_if_failed()  # a hand-edited folder is checked as well as a fresh build
+    blocked = _blocked_media(root, repo_id, private, metadata_only, redistribute)
     api = api or HfApi()
     api.create_repo(repo_id, repo_type=REPO_TYPE, private=private, exist_ok=True, token=token)
     if revision:
         api.create_branch(repo_id, branch=revision, repo_type=REPO_TYPE, exist_ok=True, token=token)
     info = api.repo_info(repo_id, repo_type=REPO_TYPE, revision=revision, files_metadata=True, token=token)
+    if blocked and not info.private:  # create_repo(private=True) leaves an existing public repo public
+        raise LicenceError(f"--private was given but {repo_id} already exists as a public repository: "
+                           + str(refusal(repo_id, blocked)))
     remote = {s.rfilename: s for s in info.siblings or []}
     local = _local_files(root)
     unchanged = [p for p, f in local.items() if p in remote and _unchanged(f, remote[p])]
@@ -111,3 +121,17 @@ def publish(path: Path | str, repo_id: str, *, private: bool = False, revision: 
                                parent_commit=info.sha)
     log.info("committed %s to %s@%s", commit.oid, repo_id, rev)
     return PublishResult(repo_id, rev, commit.oid, changed, deleted, unchanged)
+
+
+def _blocked_media(root: Path, repo_id: str, private: bool, metadata_only: bool,
+                   redistribute: Iterable[str]) -> list:
+    """Media rows a public repository may not get; LicenceError at once when the upload is public."""
+    media = media_rows(root)
+    if metadata_only and media:
+        raise LicenceError(f"{root} holds audio/images although --metadata-only was given (it was built with "
+                           "media): publish the run folder, or rebuild with `python -m dataset_card build "
+                           "--metadata-only`")
+    blocked = restricted(media, redistribute)
+    if blocked and not private:
+        raise refusal(repo_id, blocked)
+    return blocked

@@ -221,6 +221,16 @@ def check_pairs(ctx: Context) -> CheckResult:
     return _result("pairs_reference", bad, "pairs naming a clip or image that is not in the dataset")
 
 
+def check_pair_splits(ctx: Context) -> CheckResult:
+    """A pair's clip and image sit in the pair's own split: no test pair scores a train clip, song or image."""
+    clip_split = dict(zip(*(read_table(ctx.shards, schema.MUSIC).column(c).to_pylist() for c in ("clip_id", "split"))))
+    image_split = dict(zip(*(read_table(ctx.shards, schema.IMAGES).column(c).to_pylist() for c in ("image_id", "split"))))
+    bad = [f"{r['split']}:{r['music_clip_id']}|{r['image_id']}" for r in read_table(ctx.shards, schema.PAIRS).to_pylist()
+           if clip_split.get(r["music_clip_id"], r["split"]) != r["split"]
+           or image_split.get(r["image_id"], r["split"]) != r["split"]]
+    return _result("pairs_within_split", bad, "pairs whose clip or image sits in another split than the pair")
+
+
 def check_card(ctx: Context) -> CheckResult:
     """README.md's YAML parses, declares every config's files, and its num_examples match the data."""
     if ctx.card is None:
@@ -241,7 +251,7 @@ def check_card(ctx: Context) -> CheckResult:
 
 CHECKS: tuple[Callable[[Context], CheckResult], ...] = (
     check_card, check_schema, check_unique_ids, check_va_range, check_split_column, check_audio,
-    check_images, check_music_splits, check_image_splits, check_pairs,
+    check_images, check_music_splits, check_image_splits, check_pairs, check_pair_splits,
 )
 
 

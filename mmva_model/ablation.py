@@ -44,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="test", help="split the table reports (default: test)")
     p.add_argument("--seeds", nargs="+", type=int, default=[0],
                    help="train each variant once per seed; the table shows mean ± std (default: 0)")
+    p.add_argument("--trust_remote_code", action="store_true",
+                   help="passed to every train and evaluate run: allow the model code that the config's "
+                        "encoders ask for (MERT in the paper config), at their pinned revision")
     return p
 
 
@@ -51,7 +54,8 @@ def train_argv(args: argparse.Namespace, variant: str, seed: int) -> list[str]:
     overrides = [*VARIANTS[variant], *args.overrides, *([f"train.seed={seed}"] if seed else [])]
     sets = [x for o in overrides for x in ("--set", o)]
     name = variant if not seed else f"{variant}-seed{seed}"
-    return ["--config", args.config, "--data", args.data, "--output_dir", str(Path(args.out) / name), *sets]
+    trust = ["--trust_remote_code"] if getattr(args, "trust_remote_code", False) else []
+    return ["--config", args.config, "--data", args.data, "--output_dir", str(Path(args.out) / name), *sets, *trust]
 
 
 def row(metrics: dict) -> list[float | None]:
@@ -91,7 +95,8 @@ def run(argv: list[str] | None = None) -> dict[str, list[dict]]:
             targv = train_argv(args, variant, seed)
             result = train.run([*targv, "--no_progress", "--overwrite"])
             ev = evaluate.run(["--checkpoint", str(result.output_dir), "--data", args.data,
-                               "--split", args.split, "--quiet"])
+                               "--split", args.split, "--quiet",
+                               *(["--trust_remote_code"] if getattr(args, "trust_remote_code", False) else [])])
             command = "python mmva_model/train.py " + " ".join(targv)
             results.setdefault(variant, []).append({"seed": seed, "command": command, "best_step": result.best_step,
                                                     "metrics": jsonable(ev.metrics)})

@@ -71,7 +71,17 @@ class SplitData:
     music: TableSplit
     images: TableSplit
     pairs: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), dtype=np.int64))  # (P, 2)
-    dropped_pairs: int = 0  # pairs whose clip or image is not in this split's tables
+    # pairs of this split's pairs table left out, by reason ("clip_not_in_split", "image_not_in_split",
+    # "clip_and_image_not_in_split"): a pairs table may name rows another split or a failure holds
+    dropped_pairs: dict[str, int] = field(default_factory=dict)
+
+    def dropped_message(self) -> str:
+        """One line naming the dropped pairs and why ('' when none were dropped)."""
+        if not self.dropped_pairs:
+            return ""
+        why = ", ".join(f"{n} {reason}" for reason, n in sorted(self.dropped_pairs.items()))
+        return (f"{self.split} split: {sum(self.dropped_pairs.values())} of "
+                f"{sum(self.dropped_pairs.values()) + len(self.pairs)} pairs dropped ({why})")
 
 
 def describe_source(data: str) -> str:
@@ -147,10 +157,30 @@ def load_split(data: str, split: str, cache_dir: str | None = None, with_pairs: 
 
 
 def _pair_indices(data: str, split: str, music: TableSplit, images: TableSplit,
-                  cache_dir: str | None) -> tuple[np.ndarray, int]:
+                  cache_dir: str | None) -> tuple[np.ndarray, dict[str, int]]:
+    """Row indices of the pairs whose clip and image are in the split, and the others counted by reason."""
     ds = _load(data, PAIRS, split, cache_dir)
-    df = ds.select_columns(["music_clip_id", "image_id"]).to_pandas()
+    return pair_rows(ds.select_columns(["music_clip_id", "image_id"]).to_pandas(), music, images)
+
+
+def pair_rows(pairs, music: TableSplit, images: TableSplit) -> tuple[np.ndarray, dict[str, int]]:
+    """``(kept (P, 2) row indices, {reason: dropped count})`` of a frame with music_clip_id, image_id."""
     clip_index, image_index = music.index(), images.index()
-    rows = [(clip_index.get(c), image_index.get(i)) for c, i in zip(df.music_clip_id, df.image_id)]
-    kept = np.asarray([r for r in rows if None not in r], dtype=np.int64).reshape(-1, 2)
-    return kept, len(rows) - len(kept)
+    kept, dropped = [], {}
+    for c, i in zip(pairs.music_clip_id, pairs.image_id):
+        row = (clip_index.get(c), image_index.get(i))
+        if None not in row:
+            kept.append(row)
+            continue
+        reason = {(True, False): "clip_not_in_split", (False, True): "image_not_in_split"}.get(
+            (row[0] is None, row[1] is None), "clip_and_image_not_in_split")
+        dropped[reason] = dropped.get(reason, 0) + 1
+    return np.asarray(kept, dtype=np.int64).reshape(-1, 2), dropped
+
+
+def load_pairs(data: str, split: str, cache_dir: str | None = None):
+    """The split's pairs table as a frame (music_clip_id, image_id, score); None when a local folder
+    has no pairs shard for the split (a run without pairs)."""
+    if Path(data).is_dir() and not any((Path(data) / "data" / PAIRS).glob(f"{split}-*.parquet")):
+        return None
+    return _load(data, PAIRS, split, cache_dir).select_columns(["music_clip_id", "image_id", "score"]).to_pandas()

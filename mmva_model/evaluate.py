@@ -17,7 +17,7 @@ import torch
 
 from mmva_model.checkpoint import Checkpoint, CheckpointError, load_checkpoint
 from mmva_model.config import CROSS_PAIRS, MODALITIES, ConfigError
-from mmva_model.data import DEFAULT_DATA, DataError, SplitData, load_split
+from mmva_model.data import DEFAULT_DATA, DataError, SplitData, load_pairs, load_split, pair_rows
 from mmva_model.evaluation import Predictions, jsonable, predict_split, score
 from mmva_model.features import DEFAULT_CACHE, Frozen, build_split_cache
 from mmva_model.imemnet import MatchingError, MatchingFile, matching_spearman, read_matching
@@ -61,6 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="datasets cache for the Arrow copies of the tables (default: the Hugging Face cache)")
     p.add_argument("--device", default=None, help="torch device (default cuda when available, else cpu)")
     p.add_argument("--quiet", action="store_true", help="print nothing but errors (no table, no progress bars)")
+    p.add_argument("--trust_remote_code", action="store_true",
+                   help="run model code shipped with the weights of encoders whose config asks for it "
+                        "(MERT in the paper config; Hub ids only at the config's pinned options.revision). "
+                        "Off by default: a config or checkpoint alone never runs remote code")
     return p
 
 
@@ -85,7 +89,7 @@ def evaluate(args: argparse.Namespace) -> EvalResult:
 def _evaluate(args: argparse.Namespace) -> EvalResult:
     matching = [read_matching(f) for f in args.matching]  # a bad file fails before any model work
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    ckpt = load_checkpoint(args.checkpoint, device=device)
+    ckpt = load_checkpoint(args.checkpoint, device=device, trust_remote_code=args.trust_remote_code)
     data = load_split(args.data, args.split, args.hf_cache_dir)
     batch_size = args.batch_size or ckpt.model.cfg.train.eval_batch
     cached = _cached_features(ckpt, data, args, device, batch_size) if args.cache else {}
@@ -102,6 +106,7 @@ def _evaluate(args: argparse.Namespace) -> EvalResult:
         **score(preds),
         "caption_mood_from_labels": caption_mood_from_labels(data.music.dataset),
         "matching": {str(m.path): _matching_entry(m, preds) for m in matching},
+        "pairs": _pairs_entry(load_pairs(args.data, args.split, args.hf_cache_dir), data, preds),
     }
     metrics = jsonable(metrics)
     out = Path(args.out) if args.out else Path(args.checkpoint) / f"eval-{args.split}"
@@ -141,6 +146,17 @@ def _matching_entry(matching: MatchingFile, preds: dict[str, Predictions]) -> di
     return {**result, "lines": matching.lines, "problems": len(matching.problems)}
 
 
+def _pairs_entry(pairs, data: SplitData, preds: dict[str, Predictions]) -> dict[str, Any] | None:
+    """The split's own pairs table scored like a matching file, with the pairs it drops and why."""
+    if pairs is None:
+        return None
+    kept, dropped = pair_rows(pairs, data.music, data.images)
+    table = MatchingFile(Path("pairs"), pairs.rename(columns={"score": "matching_score"}), len(pairs))
+    rho = matching_spearman(table, (preds["music"].ids, preds["music"].embedding),
+                            (preds["image"].ids, preds["image"].embedding))
+    return {"spearman": rho["spearman"], "rows": len(pairs), "used": len(kept), "dropped": dropped}
+
+
 def _modality_order(modality: str) -> int:
     return MODALITIES.index(modality) if modality in MODALITIES else len(MODALITIES)
 
@@ -170,6 +186,10 @@ def render(result: EvalResult) -> str:
     for path, e in m["matching"].items():
         lines.append(f"matching {path}: Spearman {_num(e['spearman'], 0)} over {e['pairs_present']}/"
                      f"{e['pairs_total']} pairs present ({e['problems']} problem lines skipped)")
+    if m.get("pairs"):
+        p = m["pairs"]
+        dropped = "; dropped " + ", ".join(f"{n} {r}" for r, n in sorted(p["dropped"].items())) if p["dropped"] else ""
+        lines.append(f"pairs table: Spearman {_num(p['spearman'], 0)} over {p['used']}/{p['rows']} pairs{dropped}")
     lines.append(f"wrote {result.out_dir / METRICS_FILE} and {result.out_dir / SCATTER_FILE}")
     return "\n".join(lines)
 

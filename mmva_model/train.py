@@ -27,9 +27,10 @@ from accelerate import Accelerator
 from accelerate.utils import ProjectConfiguration, set_seed
 from tqdm.auto import tqdm
 
-from mmva_model.checkpoint import save_checkpoint
+from mmva_model.checkpoint import remove, save_checkpoint
 from mmva_model.config import ConfigError, MMVAConfig, load_config, shipped_configs
 from mmva_model.data import DEFAULT_DATA, DataError, SplitData, load_split
+from mmva_model.encoders.weights import remote_code_allowed
 from mmva_model.evaluation import jsonable, predict_split, score, selection_score
 from mmva_model.features import DEFAULT_CACHE, CachedStream, LiveStream, build_split_cache, table_encoders
 from mmva_model.losses import mmva_loss
@@ -69,6 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log_every", type=int, default=10, help="steps between loss logs (default: 10)")
     p.add_argument("--cpu", action="store_true", help="train on the CPU even when a GPU is present")
     p.add_argument("--no_progress", action="store_true", help="no progress bar")
+    p.add_argument("--trust_remote_code", action="store_true",
+                   help="run model code shipped with the weights of encoders whose config asks for it "
+                        "(MERT in the paper config; Hub ids only at the config's pinned options.revision). "
+                        "Off by default: a config or checkpoint alone never runs remote code")
     return p
 
 
@@ -83,6 +88,7 @@ class TrainResult:
     data_wait_share: float = 0.0  # share of training-step time spent waiting for batches
     steps_per_second: float = 0.0  # optimizer steps per second of step time (no validation/saving)
     world_size: int = 1
+    dropped_pairs: dict = field(default_factory=dict)  # train pairs left out (train.matching=fixed), by reason
 
 
 @dataclass
@@ -160,7 +166,8 @@ class Trainer:
         set_seed(t.seed)
         self.state = TrainerState()
         self._load_data()
-        self.model = MMVA(self.cfg)
+        with remote_code_allowed(args.trust_remote_code):
+            self.model = MMVA(self.cfg)
         self.model.encoder("music").fit_normalisation(self._train_descriptors())
         self._build_caches()
         self.optimizer = torch.optim.AdamW(self.model.parameter_groups(t.lr, t.backbone_lr, t.weight_decay))
@@ -178,6 +185,8 @@ class Trainer:
         dev = self.accelerator.device
         self.train_va = {"music": torch.tensor(self.train_data.music.va, device=dev),
                          "images": torch.tensor(self.train_data.images.va, device=dev)}
+        if self.train_data.dropped_pairs:
+            _info(self.accelerator, self.train_data.dropped_message())
         if self.cfg.train.matching == "fixed" and not len(self.train_data.pairs):
             raise DataError(f"{a.data}: train.matching=fixed needs pairs in the train split; the pairs table has none")
 
@@ -333,7 +342,7 @@ class Trainer:
                              None if self.state.best_step is None else self.state.best_score, stopped_early,
                              data_wait_share=wait_total / step_total if step_total else 0.0,
                              steps_per_second=steps_done / step_total if step_total else 0.0,
-                             world_size=acc.num_processes)
+                             world_size=acc.num_processes, dropped_pairs=dict(self.train_data.dropped_pairs))
         if acc.is_main_process:
             best_meta = self.out / "best" / "meta.json"
             if best_meta.is_file():
@@ -353,8 +362,7 @@ class Trainer:
         self.accelerator.wait_for_everyone()
         if self.accelerator.is_main_process:
             for name in existing:
-                path = self.out / name
-                shutil.rmtree(path) if path.is_dir() else path.unlink()
+                remove(self.out / name)  # best/last are links to version folders: those go too
 
     def _evaluate_and_select(self) -> bool:
         """Validate, keep the best model, and say whether early stopping triggers."""

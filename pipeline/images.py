@@ -4,9 +4,11 @@ Images arrive from research sets and the web, so each one is treated as hostile 
 Pillow's decompression-bomb guard is on and the declared size is checked before any pixel is
 decoded; only common raster formats are opened (Pillow's EPS/PDF plugins would start
 Ghostscript); a file must pass ``verify()`` and a full decode. The output is an RGB image whose
-longest side is at most ``max_side``, either the original bytes (an RGB JPEG/PNG that needed no
-change) or a deterministic re-encoding without metadata (EXIF, ICC, timestamps), so the same
-input always gives the same bytes.
+longest side is at most ``max_side``, either the original coded data (an RGB JPEG/PNG that needed
+no change, rewritten without its metadata segments by ``pipeline.image_metadata``) or a
+deterministic re-encoding. Either way no EXIF (GPS, camera, dates), XMP, comment, thumbnail or
+text chunk is published; an ICC profile is kept when it describes the RGB samples published.
+The same input always gives the same bytes.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from pipeline.ids import check_id
+from pipeline.image_metadata import STRIPPERS, rgb_icc_profile
 from pipeline.types import ImageTask, ItemError
 
 # Formats opened at all; anything else is "undecodable". JPEG-family sources are re-encoded as
@@ -27,6 +30,7 @@ MIN_SIDE = 32
 JPEG_QUALITY = 95
 PNG_COMPRESS_LEVEL = 6
 _EXIF_ORIENTATION = 0x0112
+_RGB_MODES = {"RGB", "RGBA", "RGBa", "RGBX", "P", "PA"}  # samples (or palette entries) are RGB
 
 
 class ImageError(ItemError):
@@ -69,10 +73,11 @@ def process_image(task: ImageTask, local_path: str, *, max_pixels: int = 40_000_
         raise ImageError("too_small", f"{size[0]}x{size[1]} image would be {resized.size} at max_side={max_side}")
     unchanged = resized is im and im.mode == "RGB" and fmt in ("JPEG", "PNG") \
         and getattr(im, "n_frames", 1) == 1 and "transparency" not in im.info
-    if unchanged:
-        out, ext = data, "jpg" if fmt == "JPEG" else "png"
+    stripped = STRIPPERS[fmt](data) if unchanged else None
+    if stripped is not None:
+        out, ext = stripped, "jpg" if fmt == "JPEG" else "png"
     else:
-        out, ext = encode(resized, "JPEG" if fmt in _JPEG_LIKE else "PNG")
+        out, ext = encode(resized, "JPEG" if fmt in _JPEG_LIKE else "PNG", icc_profile=_icc_of(im))
     return ImageRecord(image_id, task.source, out, f"{image_id}.{ext}", resized.width, resized.height,
                        float(task.valence), float(task.arousal))
 
@@ -170,13 +175,21 @@ def _fit(im: Image.Image, max_side: int) -> Image.Image:
     return im.resize(size, Image.Resampling.LANCZOS)
 
 
-def encode(im: Image.Image, fmt: str) -> tuple[bytes, str]:
-    """Deterministic JPEG (quality 95) or PNG bytes of an RGB image, with no metadata at all."""
-    # A fresh image from raw pixels carries no info dict, so no EXIF/ICC/DPI/text can leak in.
+def _icc_of(im: Image.Image) -> bytes | None:
+    """The source's ICC profile if it still describes the pixels after conversion to RGB."""
+    # A grey or CMYK profile would be wrong on the RGB output (Pillow converts numerically).
+    return rgb_icc_profile(im.info) if im.mode in _RGB_MODES else None
+
+
+def encode(im: Image.Image, fmt: str, icc_profile: bytes | None = None) -> tuple[bytes, str]:
+    """Deterministic JPEG (quality 95) or PNG bytes of an RGB image; no metadata but ``icc_profile``."""
+    # A fresh image from raw pixels carries no info dict, so no EXIF/DPI/text can leak in.
     clean = Image.frombytes("RGB", im.size, im.convert("RGB").tobytes())
+    extra = {"icc_profile": icc_profile} if icc_profile else {}
     buf = io.BytesIO()
     if fmt == "JPEG":
-        clean.save(buf, "JPEG", quality=JPEG_QUALITY, optimize=False, progressive=False, subsampling="4:2:0")
+        clean.save(buf, "JPEG", quality=JPEG_QUALITY, optimize=False, progressive=False, subsampling="4:2:0",
+                   **extra)
         return buf.getvalue(), "jpg"
-    clean.save(buf, "PNG", optimize=False, compress_level=PNG_COMPRESS_LEVEL)
+    clean.save(buf, "PNG", optimize=False, compress_level=PNG_COMPRESS_LEVEL, **extra)
     return buf.getvalue(), "png"

@@ -13,19 +13,20 @@ import uuid
 from contextlib import nullcontext
 from dataclasses import asdict
 
-import apache_beam as beam
+from pipeline.beam_import import beam  # Beam without its harmless apitools warning
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from captioner.base import CaptionerConfig
 from captioner.generation import extra_from_args
-from pipeline import graph, progress, summary
+from pipeline import graph, inputs, progress, summary
 from pipeline.beam_options import beam_options
 from pipeline.download import DownloadOptions
+from pipeline.inputs import InputSpec, Listed, input_specs
 from pipeline.options import build_parser
 from pipeline.progress import ProgressBars
 from pipeline.song import CutOptions
-from pipeline.sources.base import SONG_SOURCES, SourceItems
+from pipeline.sources.base import SourceItems
 from pipeline.writer import STAGING_DIR, dataset_readme, join, write_atomic
 
 log = logging.getLogger("pipeline")
@@ -35,17 +36,22 @@ class InputError(ValueError):
     """An input file or flag that cannot be used at all (as opposed to a bad row or item)."""
 
 
-def collect_items(opts: argparse.Namespace) -> SourceItems:
-    """Ask the chosen song source, the image CSV and the matching files for their items."""
-    from pipeline.sources.images import image_items
-    from pipeline.sources.pairs import read_matching_file
-
+def check_inputs(opts: argparse.Namespace) -> tuple[list[InputSpec], Listed]:
+    """The run's input specs, each listed once here: an unusable input stops the run (InputError)."""
+    specs = input_specs(opts)
     try:
-        items = SONG_SOURCES[opts.source](opts).items()
-        if opts.images_csv:
-            items.extend(image_items(opts))
-        for split, path in opts.matching_file:
-            items.extend(read_matching_file(path, split))
+        return specs, inputs.check_inputs(specs)
+    except (ValueError, OSError) as e:
+        raise InputError(str(e)) from e
+
+
+def collect_items(opts: argparse.Namespace) -> SourceItems:
+    """Every item of every input, in this process (for scripts and tools; the pipeline's workers
+    read the inputs themselves)."""
+    items = SourceItems()
+    try:
+        for spec in input_specs(opts):
+            items.extend(spec.read())
     except (ValueError, OSError) as e:
         raise InputError(str(e)) from e
     return items
@@ -74,16 +80,30 @@ def graph_config(opts: argparse.Namespace, progress_dir: str | None) -> graph.Gr
     )
 
 
-def execute(po: PipelineOptions, items: SourceItems, cfg: graph.GraphConfig, show_progress: bool):
+def execute(po: PipelineOptions, specs: list[InputSpec], listed: Listed, cfg: graph.GraphConfig,
+            show_progress: bool):
     """Run the graph to completion; returns the Beam result."""
     p = beam.Pipeline(options=po)
-    graph.build(p, items, cfg)
-    totals = {"songs": len(items.songs), "images": len(items.images)}
+    graph.build(p, specs, cfg)
+    totals = {"songs": listed.songs, "images": listed.images}
     bars = ProgressBars(cfg.progress_dir, totals) if show_progress and cfg.progress_dir else nullcontext()
     with bars:
         result = p.run()
-        result.wait_until_finish()
+        try:
+            result.wait_until_finish()
+        finally:
+            _close_client(result)
     return result
+
+
+def _close_client(result) -> None:
+    """Close the ``distributed.Client`` DaskRunner opens and never closes (other runners have none).
+
+    Left open, it keeps reconnecting once its cluster is gone and logs a ``CancelledError``
+    traceback at interpreter exit, which reads like a failed run.
+    """
+    if type(result).__module__.startswith("apache_beam.runners.dask"):
+        result.client.close()
 
 
 def finalize(output: str) -> dict:
@@ -95,11 +115,14 @@ def finalize(output: str) -> dict:
     debris = [m.path for m in found if m.path not in keep]
     for pattern in ("*.tmp-*", "data/*/*.tmp-*", "failures/*.tmp-*"):
         debris += [m.path for m in FileSystems.match([join(output, pattern)])[0].metadata_list]
-    staging = join(output, STAGING_DIR)
-    if FileSystems.exists(staging):
-        debris.append(staging)
+    # Staged media are matched file by file: on object stores (gs://, s3://) a prefix is not an
+    # object, so "exists" is False for it and deleting it deletes nothing.
+    debris += [m.path for m in FileSystems.match([join(output, f"{STAGING_DIR}/*/*")])[0].metadata_list]
     if debris:
         FileSystems.delete(debris)
+    staging = join(output, STAGING_DIR)
+    if FileSystems.exists(staging):  # the emptied folder, where there are folders
+        FileSystems.delete([staging])
     shards = [summary.shard_from_dict(s) for s in manifest["shards"]]
     write_atomic(join(output, "README.md"), dataset_readme(shards).encode())
     return manifest
@@ -109,21 +132,21 @@ def run(argv: list[str] | None = None) -> summary.RunSummary:
     """Parse flags, run the pipeline, write README.md and run.json, return the summary."""
     opts, beam_args = build_parser().parse_known_args(argv)
     t0 = time.time()
-    items = collect_items(opts)
+    specs, listed = check_inputs(opts)
     log.info("listed %d songs, %d images, %d pairs, %d rejected rows",
-             len(items.songs), len(items.images), len(items.pairs), len(items.failures))
-    po = beam_options(beam_args)
+             listed.songs, listed.images, listed.pairs, listed.rejected_rows)
+    po = beam_options(beam_args, all_cores=True)
     local = FileSystems.get_scheme(opts.output) is None
     progress_dir = os.path.join(tempfile.gettempdir(), f"imemnet-progress-{uuid.uuid4().hex}") if local else None
     cfg = graph_config(opts, progress_dir)
     try:
-        result = execute(po, items, cfg, show_progress=not opts.no_progress and local)
+        result = execute(po, specs, listed, cfg, show_progress=not opts.no_progress and local)
         songs_phase = progress.span_s(progress_dir, "songs")
     finally:
         if progress_dir:
             shutil.rmtree(progress_dir, ignore_errors=True)  # markers only; nothing else lives there
     manifest = finalize(opts.output)
-    s = summary.build_summary(opts, po, items, manifest, result, time.time() - t0, songs_phase)
+    s = summary.build_summary(opts, po, listed, manifest, result, time.time() - t0, songs_phase)
     write_atomic(join(opts.output, "run.json"), json.dumps(asdict(s), indent=2, default=str).encode())
     if local:
         write_caption_audit(opts.output)

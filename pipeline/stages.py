@@ -11,15 +11,16 @@ import time
 from dataclasses import replace
 from typing import Any, Iterable, Iterator
 
-import apache_beam as beam
+from pipeline.beam_import import beam  # Beam without its harmless apitools warning
 from apache_beam.metrics import Metrics
 
+from captioner.base import CaptionerConfig, as_clips_for_caption, build, caption_safely
 from pipeline import progress
 from pipeline.audio import encode_flac
 from pipeline.download import DownloadError, DownloadOptions, Downloader
-from pipeline.ids import split_of
 from pipeline.images import ImageError, process_image
 from pipeline.song import CutOptions, process_song
+from pipeline.splits import split_for
 from pipeline.types import Clip, Failure, ImageTask, PairTask, SongTask
 from pipeline.writer import STAGED, stage_media
 
@@ -81,7 +82,7 @@ class SongsToClips(_Counted):
         except Exception as e:  # noqa: BLE001 - recorded as a failure row and logged with traceback
             out = [_internal(task.clip_id or task.song_id, "songs", "song", e)]
         self.millis.update(int((time.perf_counter() - t0) * 1000))
-        clips = [self._staged(c) for c in out if isinstance(c, Clip)]
+        clips = [self._staged(c, task.split) for c in out if isinstance(c, Clip)]
         yield from self.emit(c for c in out if isinstance(c, Failure))
         if clips:
             self.items_out.inc(len(clips))
@@ -89,10 +90,11 @@ class SongsToClips(_Counted):
         progress.mark(self.progress_dir, "songs", task.song_id if task.clip_id is None else task.clip_id)
 
 
-    def _staged(self, clip: Clip) -> Clip:
+    def _staged(self, clip: Clip, split: str | None) -> Clip:
         row = stage_media(self.output, "music", {"clip_id": clip.clip_id}, "audio",
                           encode_flac(clip.samples, clip.sample_rate))
-        return replace(clip, staged_audio=row[STAGED]["audio"], samples=clip.samples if self.keep_audio else None)
+        return replace(clip, staged_audio=row[STAGED]["audio"], samples=clip.samples if self.keep_audio else None,
+                       split=split)
 
 
 def caption_batches(clips: list[Clip], batch_size: int) -> Iterator[Clip | list[Clip]]:
@@ -105,6 +107,28 @@ def caption_batches(clips: list[Clip], batch_size: int) -> Iterator[Clip | list[
             todo.append(c)
     for i in range(0, len(todo), batch_size):
         yield todo[i:i + batch_size]
+
+
+class CaptionInPlace(_Counted):
+    """A batch of clips → captioned clips or failures, for backends without a model (a template).
+
+    RunInference would cost a stage of its own and, through its model manager, a torch import in
+    every worker process, for a function of the descriptors.
+    """
+
+    stage = "caption"
+
+    def __init__(self, config: CaptionerConfig):
+        super().__init__()
+        self.config = config
+
+    def setup(self):
+        self.captioner = build(self.config)
+
+    def process(self, batch: list[Clip]):
+        self.items_in.inc(len(batch))
+        results = caption_safely(self.captioner, as_clips_for_caption(batch), self.config.backend)
+        yield from self.emit(_with_caption(c, r) for c, r in zip(batch, results))
 
 
 class ApplyCaption(_Counted):
@@ -149,7 +173,7 @@ def music_record(clip: Clip) -> dict[str, Any]:
         "captioner": clip.captioner,
         "descriptors": clip.descriptors,
         "license": clip.license,
-        "split": split_of(clip.song_id),
+        "split": split_for(clip.song_id, clip.split),
     }
 
 
@@ -186,7 +210,7 @@ class ImagesToRows(_Counted):
             "source": rec.source,
             "valence": rec.valence,
             "arousal": rec.arousal,
-            "split": split_of(rec.image_id),
+            "split": split_for(rec.image_id, task.split),
         }
         return "images", stage_media(self.output, "images", row, "image", rec.data)
 

@@ -6,15 +6,18 @@ import collections
 import importlib.metadata
 import logging
 import platform
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import pyarrow.parquet as pq
+import pipeline.beam_import  # noqa: F401  (first: Beam without its harmless apitools warning)
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
-from pipeline.sources.base import SourceItems
+from pipeline.inputs import Listed
+from pipeline.redact import redact_value
+from pipeline.splits import policy_report
 from pipeline.stages import NAMESPACE
 from pipeline.writer import ShardInfo, join
 
@@ -41,6 +44,7 @@ class RunSummary:
     captions_rejected: int = 0  # caption-stage failures: empty, repetitive, ungrounded...
     captions_flagged_share: float = 0.0  # ungrounded captions / clips that reached the captioner
     stage_counters: dict[str, int] = field(default_factory=dict)
+    split_policy: dict[str, Any] = field(default_factory=dict)  # pipeline.splits.policy_report; {} without pairs
     options: dict[str, Any] = field(default_factory=dict)
     beam_options: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
@@ -53,8 +57,9 @@ def shard_from_dict(d: dict) -> ShardInfo:
 
 
 def _sanitised(d: dict[str, Any]) -> dict[str, Any]:
-    """Options with anything secret-looking replaced by whether it was set."""
-    return {k: ("<set>" if v and any(w in k.lower() for w in _SECRET_WORDS) else v) for k, v in d.items()}
+    """Options with anything secret-looking replaced by whether it was set, URLs without credentials."""
+    return {k: ("<set>" if v and any(w in k.lower() for w in _SECRET_WORDS) else redact_value(v))
+            for k, v in d.items()}
 
 
 def _versions() -> dict[str, str]:
@@ -83,7 +88,7 @@ def _counters(result) -> dict[str, int]:
     return {c.key.metric.name: int(c.committed or c.attempted or 0) for c in res["counters"]}
 
 
-def build_summary(opts: argparse.Namespace, po: PipelineOptions, items: SourceItems, manifest: dict,
+def build_summary(opts: argparse.Namespace, po: PipelineOptions, listed: Listed, manifest: dict,
                   result, wall_s: float, songs_phase_s: float | None = None) -> RunSummary:
     """Assemble the summary from the run's manifest, failures file and metrics."""
     rows: dict[str, dict[str, int]] = {}
@@ -98,8 +103,7 @@ def build_summary(opts: argparse.Namespace, po: PipelineOptions, items: SourceIt
         output=opts.output,
         runner=str(po.view_as(StandardOptions).runner),
         wall_s=round(wall_s, 2),
-        listed={"songs": len(items.songs), "images": len(items.images), "pairs": len(items.pairs),
-                "rejected_rows": len(items.failures)},
+        listed=asdict(listed),
         rows={t: dict(c) for t, c in rows.items()},
         failures_by_reason=dict(sorted(reasons.items())),
         failures_total=sum(reasons.values()),
@@ -108,11 +112,26 @@ def build_summary(opts: argparse.Namespace, po: PipelineOptions, items: SourceIt
         captions_rejected=rejected,
         captions_flagged_share=round(flagged / reached, 4) if reached else 0.0,
         stage_counters=_counters(result),
+        split_policy=policy_report(manifest["split_policy"]) if manifest.get("split_policy") else {},
         options=_sanitised(vars(opts)),
         beam_options=_sanitised(beam_opts),
         versions=_versions(),
         next_command=f"python -m dataset_card build {opts.output}   # card, validation, then publish",
     )
+
+
+def _policy_lines(policy: dict) -> list[str]:
+    """One line each for songs, images and pairs: what the split policy did."""
+    if not policy:
+        return []
+    out = []
+    for what in ("songs", "images"):
+        if policy.get(what):
+            out.append(f"split policy {what}: " + ", ".join(f"{k} {v}" for k, v in policy[what].items()))
+    pairs = [f"{outcome} {k} {v}" for outcome, d in policy.get("pairs", {}).items() for k, v in d.items()]
+    if pairs:
+        out.append("split policy pairs: " + ", ".join(pairs))
+    return out
 
 
 def render(s: RunSummary) -> str:
@@ -132,6 +151,7 @@ def render(s: RunSummary) -> str:
     if s.captions_rejected:
         lines.append(f"captions rejected: {s.captions_rejected} "
                      f"({100 * s.captions_flagged_share:.1f}% of clips flagged as contradicting their descriptors)")
+    lines += _policy_lines(s.split_policy)
     lines.append(f"failures: {s.failures_total}" + ("" if not s.failures_total else " (kind/stage/reason):"))
     lines += [f"  {n:6d}  {reason}" for reason, n in s.failures_by_reason.items()]
     lines += ["", f"output: {s.output}  (data/, failures/failures.parquet, run.json, README.md)",

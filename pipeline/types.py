@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipeline.redact import redact_text
+
 
 class ItemError(Exception):
     """One input item that cannot become a row; ``error_type`` names the reason in the failures
@@ -32,6 +34,11 @@ class Failure:
     message: str
     attempts: int = 1
     kind: str = "song"  # song | clip | image | pair | row
+
+    def __post_init__(self) -> None:
+        # Messages quote URLs (and exceptions quote whatever they were given): whatever a stage
+        # wrote, a failure row never keeps a URL's password or signed query string.
+        object.__setattr__(self, "message", redact_text(self.message))
 
 
 @dataclass(frozen=True)
@@ -71,6 +78,7 @@ class SongTask:
     end_s: float | None = None
     clip_id: str | None = None  # set for already-cut clips: the whole file is this one clip
     caption: str | None = None  # a caption given by the source (clips CSV)
+    split: str | None = None  # set by the split policy when matching files place the song; None: hash
 
 
 @dataclass(frozen=True)
@@ -82,6 +90,7 @@ class ImageTask:
     uri: str
     valence: float
     arousal: float
+    split: str | None = None  # set by the split policy when a matching file places the image; None: hash
 
 
 @dataclass(frozen=True)
@@ -114,3 +123,4 @@ class Clip:
     caption: str | None = None
     captioner: str | None = None
     staged_audio: tuple[str, int] | None = None  # (uri, bytes) of its FLAC in the staging area
+    split: str | None = None  # its song's split when the split policy placed it; None: hash of the song id

@@ -17,7 +17,7 @@ import uuid
 from dataclasses import asdict, dataclass
 from typing import Any, BinaryIO, Callable, Iterable
 
-import apache_beam as beam
+from pipeline.beam_import import beam  # Beam without its harmless apitools warning
 import pyarrow as pa
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
@@ -76,7 +76,8 @@ def stage_media(output: str, table: str, row: dict[str, Any], column: str, data:
 
 
 def unstage(row: dict[str, Any]) -> dict[str, Any]:
-    """The row with its staged media bytes read back in."""
+    """A copy of the row with its staged media bytes read back in (``row`` itself stays light)."""
+    row = dict(row)
     staged = row.pop(STAGED, None) or {}
     for column, (uri, _) in staged.items():
         with FileSystems.open(uri) as fh:
@@ -113,14 +114,22 @@ def shard_path(table: str, split: str, index: int, count: int) -> str:
 def write_parquet(path: str, table: str, rows: list[dict[str, Any]]) -> None:
     """Rows sorted by id, as parquet with the table's HF schema and bounded row groups, to ``path``.
 
-    Streamed straight into the (temporary) file: a 500 MB shard is not copied through memory again.
+    Rows arrive light (media staged); the media of one row group at a time are read back and
+    written, so a writer holds about one row group (<= 100 MB), not the shard. The bytes are those
+    of one ``pq.write_table`` of the whole sorted table with the same ``row_group_size``.
     """
-    rows = sorted((unstage(r) for r in rows), key=lambda r: row_id(table, r))
+    rows = sorted(rows, key=lambda r: row_id(table, r))
     arrow_schema = schema.arrow_schema(table)
-    data = pa.Table.from_pylist(rows, schema=arrow_schema)
     avg = max(1, sum(row_bytes(r) for r in rows) // max(1, len(rows)))
     row_group = max(1, MAX_ROW_GROUP_BYTES // avg)
-    write_atomic(path, lambda fh: pq.write_table(data, fh, row_group_size=row_group, **_encoding(arrow_schema)))
+
+    def write(fh: BinaryIO) -> None:
+        with pq.ParquetWriter(fh, arrow_schema, **_encoding(arrow_schema)) as out:
+            for start in range(0, max(1, len(rows)), row_group):  # an empty shard still gets its row group
+                group = [unstage(r) for r in rows[start:start + row_group]]
+                out.write_table(pa.Table.from_pylist(group, schema=arrow_schema), row_group_size=row_group)
+
+    write_atomic(path, write)
 
 
 def _encoding(arrow_schema: pa.Schema) -> dict[str, Any]:

@@ -27,6 +27,7 @@ class DescriptorCaptioner:
     """Writes one sentence pair per clip from the measured facts (and the VA mood unless told not to)."""
 
     needs_audio = False  # reads descriptors only; batch jobs skip decoding the audio
+    needs_model = False  # a template: the pipeline captions in place, without RunInference
 
     def __init__(self, config: CaptionerConfig | None = None):
         self.mood = mood_setting(config)

@@ -41,7 +41,9 @@ class TagsLLMCaptioner:
         self.limits = Limits()
         self.source = resolve(config.model)
         self.device, dtype = pick_device_dtype(self.settings)
-        self.tokenizer, self.model = _load(self.source, config.model, dtype, self.settings.trust_remote_code)
+        self.tokenizer, self.model = _load(self.source, config.model, dtype,
+                                           self.source.trust_kwargs(self.settings.trust_remote_code,
+                                                                    self.settings.revision))
         self.model.to(self.device).eval()
         self.id = f"tags-llm/{self.source.display_id}/{PROMPT_VERSION}+mood-{self.mood}"
 
@@ -129,15 +131,16 @@ class _AnswerOnly:
         return scores
 
 
-def _load(source: ModelSource, flag_value: str | None, dtype, trust_remote_code: bool):
-    """Tokenizer (left padding, a pad token) and model, or one :class:`WeightsMissing`."""
+def _load(source: ModelSource, flag_value: str | None, dtype, trust: dict):
+    """Tokenizer (left padding, a pad token) and model, or one :class:`WeightsMissing`.
+
+    ``trust``: :meth:`ModelSource.trust_kwargs` (remote code and revision, already checked).
+    """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     try:
-        tok = AutoTokenizer.from_pretrained(source.name_or_path, trust_remote_code=trust_remote_code,
-                                            **source.kwargs())
-        model = AutoModelForCausalLM.from_pretrained(source.name_or_path, dtype=dtype,
-                                                     trust_remote_code=trust_remote_code, **source.kwargs())
+        tok = AutoTokenizer.from_pretrained(source.name_or_path, **trust, **source.kwargs())
+        model = AutoModelForCausalLM.from_pretrained(source.name_or_path, dtype=dtype, **trust, **source.kwargs())
     except (OSError, ValueError, ImportError) as e:  # missing files, unknown id, no `gguf` package
         raise load_error(flag_value or source.name_or_path, e) from e
     tok.padding_side = "left"

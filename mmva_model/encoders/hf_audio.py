@@ -2,7 +2,8 @@
 
 Any ``AutoModel`` audio encoder with a feature extractor works (HuBERT/wav2vec2 shapes, which
 is what MERT is); MERT ships its own modelling code, so it needs
-``options: {trust_remote_code: true}`` in the config (off unless asked, see DESIGN.md).
+``options: {trust_remote_code: true, revision: <commit>}`` in the config and ``--trust_remote_code``
+on the command line (see :mod:`mmva_model.encoders.weights`).
 Features: the mean over time of the last hidden state.
 """
 from __future__ import annotations

@@ -45,6 +45,10 @@ def _common(p: argparse.ArgumentParser, library_required: bool) -> None:
     p.add_argument("--batch_size", type=int, default=32, help="items per encoder batch (default 32)")
     p.add_argument("--json", action="store_true", help="print one JSON document instead of tables")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--trust_remote_code", action="store_true",
+                   help="run model code shipped with the weights of encoders whose config asks for it "
+                        "(MERT in the paper config; Hub ids only at the config's pinned options.revision). "
+                        "Off by default: a config or checkpoint alone never runs remote code")
 
 
 def _ranking(p: argparse.ArgumentParser) -> None:
@@ -57,7 +61,7 @@ def _shared(args: argparse.Namespace) -> dict[str, Any]:
     """Keyword arguments every task function takes, from the common flags; the library is
     loaded here, once, with a progress bar."""
     device = resolve_device(args.device)
-    model = resolve_model(args.checkpoint, device, progress=not args.quiet)
+    model = resolve_model(args.checkpoint, device, progress=not args.quiet, trust_remote_code=args.trust_remote_code)
     kw = {"library_options": LibraryOptions(clip_seconds=args.clip_seconds),
           "cache_dir": None if args.no_cache else args.cache_dir,
           "batch_size": args.batch_size, "progress": not args.quiet, "device": device}

@@ -36,14 +36,16 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     return dev
 
 
-def resolve_model(model: ModelLike, device: str | torch.device | None = None, progress: bool = False) -> MMVA:
+def resolve_model(model: ModelLike, device: str | torch.device | None = None, progress: bool = False,
+                  trust_remote_code: bool = False) -> MMVA:
     """An MMVA in eval mode from a model, a Checkpoint or a checkpoint folder.
 
     ``device=None`` leaves a given model where it is and puts a loaded one on CUDA when available.
+    ``trust_remote_code`` comes from the caller's flag (see :func:`load_checkpoint`).
     """
     if isinstance(model, (str, Path)):
         with hf_progress(progress):
-            model = load_checkpoint(model, device=resolve_device(device))
+            model = load_checkpoint(model, device=resolve_device(device), trust_remote_code=trust_remote_code)
     if isinstance(model, Checkpoint):
         model = model.model
     return (model if device is None else model.to(resolve_device(device))).eval()

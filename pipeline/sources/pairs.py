@@ -134,12 +134,16 @@ def filter_pairs(
     """Keep pairs whose clip and image are in the written tables; fail the others (kind "pair")."""
     kept, failures = [], []
     for p in pairs:
-        clip_ok, image_ok = p.music_clip_id in clip_ids, p.image_id in image_ids
-        if clip_ok and image_ok:
-            kept.append(p)
-            continue
-        error = "unknown_clip" if not clip_ok else "unknown_image"
-        missing = [f"clip {p.music_clip_id}"] * (not clip_ok) + [f"image {p.image_id}"] * (not image_ok)
-        failures.append(Failure(pair_id(p.music_clip_id, p.image_id), CHECK_STAGE, error,
-                                f"{' and '.join(missing)} not in the output tables", kind="pair"))
+        failure = check_pair(p, p.music_clip_id in clip_ids, p.image_id in image_ids)
+        (kept if failure is None else failures).append(failure or p)
     return kept, failures
+
+
+def check_pair(p: PairTask, clip_ok: bool, image_ok: bool) -> Failure | None:
+    """The failure of a pair whose clip or image is not in the written tables; None when both are."""
+    if clip_ok and image_ok:
+        return None
+    error = "unknown_clip" if not clip_ok else "unknown_image"
+    missing = [f"clip {p.music_clip_id}"] * (not clip_ok) + [f"image {p.image_id}"] * (not image_ok)
+    return Failure(pair_id(p.music_clip_id, p.image_id), CHECK_STAGE, error,
+                   f"{' and '.join(missing)} not in the output tables", kind="pair")

@@ -66,7 +66,7 @@ def test_descriptor_job_in_process_keeps_table_identical(run_dir):
         meta = pq.ParquetFile(run_dir / "data/music" / name).metadata
         assert meta.num_row_groups == meta_before[name].num_row_groups
     summary = json.loads((run_dir / "captions/summary.json").read_text())
-    assert summary["accepted"] == 12 and summary["captioners"] == ["descriptor/none/template-v1"]
+    assert summary["accepted"] == 12 and summary["captioner"] == "descriptor/none/template-v1"
     # A rerun finds everything recorded and captions nothing.
     again = job.run(["--input", str(run_dir), "--backend", "descriptor", "--no_progress"])
     assert (again.skipped, again.captioned) == (12, 0)
@@ -97,7 +97,8 @@ def test_interrupted_then_resumed_two_process_run_gives_the_same_set(run_dir, tm
     shutil.copytree(run_dir, reference)
     shutil.rmtree(reference / "captions")
     job.run(["--input", str(reference), "--backend", "descriptor", "--no_progress"])
-    assert records.read_all(run_dir) == records.read_all(reference)
+    key = "descriptor/none/template-v1"
+    assert records.read_all(run_dir, key) == records.read_all(reference, key)
     assert {n: t.column("caption").to_pylist() for n, t in tables(run_dir).items()} == \
         {n: t.column("caption").to_pylist() for n, t in tables(reference).items()}
 
@@ -136,7 +137,7 @@ def test_tiny_llm_rejects_are_recorded_and_keep_the_old_caption(run_dir, tmp_pat
                       "--retries", "0", "--batch_size", "8", "--no_progress"])
     summary = json.loads((run_dir / "captions/summary.json").read_text())
     assert result.captioned + result.rejected == 12 and summary["rejected"] == result.rejected
-    assert summary["captioners"] == ["tags-llm/tiny/tags-v1"]
+    assert summary["captioner"] == "tags-llm/tiny/tags-v1"
     for clip_id, why in summary["rejects"].items():
         assert why["error_type"].startswith("caption_") and why["attempts"] == 1
     if result.captioned == 0:  # random weights: nothing accepted, so the table is unchanged
@@ -155,3 +156,115 @@ def test_command_line_zero_values_reach_the_backend():
     assert "temperature" not in extra and "trust_remote_code" not in extra  # unset: the backend's defaults
     trusted = job.config_from(job.parse_args(["--input", "x", "--trust_remote_code"])).extra
     assert trusted["trust_remote_code"] is True
+
+
+class ScriptedCaptioner:
+    """A test backend whose id carries ``--model`` and which rejects the clips listed in ``REJECT``."""
+
+    REJECT: set[str] = set()
+    needs_audio = False
+
+    def __init__(self, config):
+        self.id = f"scripted/{config.model or 'none'}/v1"
+
+    def caption(self, batch):
+        return [CaptionResult(c.clip_id, None, self.id, "caption_test", "scripted reject") if c.clip_id in self.REJECT
+                else CaptionResult(c.clip_id, f"{self.id} says {c.clip_id}.", self.id) for c in batch]
+
+
+@pytest.fixture
+def scripted(monkeypatch):
+    from captioner.base import BACKENDS
+
+    monkeypatch.setitem(BACKENDS, "scripted", ScriptedCaptioner)
+    monkeypatch.setattr(ScriptedCaptioner, "REJECT", set())
+    return ScriptedCaptioner
+
+
+def run_job(run_dir: Path, *extra: str) -> job.JobResult:
+    return job.run(["--input", str(run_dir), "--no_progress", *extra])
+
+
+def test_rerun_with_another_backend_or_model_captions_every_clip_again(run_dir, scripted):
+    ids = all_ids(run_dir)
+    run_job(run_dir, "--backend", "descriptor")
+    for model in ("m1", "m2"):  # another backend, then another model of it: nothing is skipped
+        result = run_job(run_dir, "--backend", "scripted", "--model", model)
+        assert (result.skipped, result.captioned, result.rejected) == (0, 12, 0)
+        summary = json.loads((run_dir / "captions/summary.json").read_text())
+        assert summary["captioner"] == f"scripted/{model}/v1" and summary["merged_rows"] == 12
+        for table in tables(run_dir).values():
+            assert set(table.column("captioner").to_pylist()) == {f"scripted/{model}/v1"}
+            assert all(c.startswith(f"scripted/{model}/v1 says") for c in table.column("caption").to_pylist())
+    again = run_job(run_dir, "--backend", "scripted", "--model", "m2")  # same captioner: all done already
+    assert (again.skipped, again.captioned) == (12, 0)
+    back = run_job(run_dir, "--backend", "descriptor")  # its earlier records still count for it
+    assert (back.skipped, back.captioned) == (12, 0)
+    assert {c for t in tables(run_dir).values() for c in t.column("captioner").to_pylist()} == {"descriptor/none/template-v1"}
+    assert sorted(records.read_all(run_dir, "scripted/m1/v1")) == ids
+
+
+def test_rejected_clips_are_retried_only_when_asked(run_dir, scripted):
+    ids = all_ids(run_dir)
+    scripted.REJECT = set(ids[:4])
+    first = run_job(run_dir, "--backend", "scripted")
+    assert (first.captioned, first.rejected) == (8, 4)
+    kept = {i: c for t in tables(run_dir).values()
+            for i, c in zip(t.column("clip_id").to_pylist(), t.column("captioner").to_pylist())}
+    assert {kept[i] for i in ids[:4]} == {"descriptor/none/template-v1"}  # rejects keep the pipeline's caption
+    scripted.REJECT = set()
+    plain = run_job(run_dir, "--backend", "scripted")  # a reject is a result: a plain rerun keeps it
+    assert (plain.skipped, plain.captioned) == (12, 0)
+    assert json.loads((run_dir / "captions/summary.json").read_text())["rejected"] == 4
+    retry = run_job(run_dir, "--backend", "scripted", "--retry_rejected")
+    assert (retry.skipped, retry.captioned, retry.rejected) == (8, 4, 0)
+    summary = json.loads((run_dir / "captions/summary.json").read_text())
+    assert (summary["accepted"], summary["rejected"], summary["rejects"]) == (12, 0, {})
+    assert {c for t in tables(run_dir).values() for c in t.column("captioner").to_pylist()} == {"scripted/none/v1"}
+
+
+def test_an_accepted_retry_wins_over_an_earlier_reject_in_another_rank_file(tmp_path):
+    """Ranks split the clips differently per run, so a retry can land in a lower-numbered file."""
+    first = records.RankWriter(records.rank_file(tmp_path, 1))
+    first.write([CaptionResult("a", None, "x/m/v1", "caption_short", "too short")])
+    first.close()
+    second = records.RankWriter(records.rank_file(tmp_path, 0))
+    second.write([CaptionResult("a", "A fine caption.", "x/m/v1"), CaptionResult("a", "Other.", "y/m/v1")])
+    second.close()
+    assert records.read_all(tmp_path, "x/m/v1") == {"a": CaptionResult("a", "A fine caption.", "x/m/v1")}
+    assert records.read_all(tmp_path, "y/m/v1")["a"].text == "Other."
+    assert records.read_all(tmp_path, "z/m/v1") == {}
+
+
+def test_a_rank_reads_only_its_row_groups_and_columns(tmp_path, monkeypatch):
+    from captioner import loader
+    from captioner.backends.descriptor import DescriptorCaptioner
+    from pipeline import writer
+    from tests.pipeline.test_writer import music_row
+
+    rows = []
+    for i in range(9):
+        row = music_row(i)
+        data = row["audio"]["bytes"]
+        row["audio"] = {"bytes": None, "path": row["audio"]["path"]}
+        rows.append(writer.stage_media(str(tmp_path / "out"), "music", row, "audio", data))
+    avg = sum(writer.row_bytes(r) for r in rows) // len(rows)
+    monkeypatch.setattr(writer, "MAX_ROW_GROUP_BYTES", 3 * avg)  # 3 rows per row group
+    shard = tmp_path / "run" / "data" / "music" / "train-00000-of-00001.parquet"
+    writer.write_parquet(str(shard), "music", rows)
+    ids = sorted(r["clip_id"] for r in rows)
+    reads = []
+    real = pq.ParquetFile.read_row_group
+    monkeypatch.setattr(pq.ParquetFile, "read_row_group",
+                        lambda self, i, columns=None, **kw: reads.append((i, tuple(columns))) or real(self, i, columns, **kw))
+    mine = {ids[4], ids[5]}  # both in the second row group
+    got = [c.clip_id for b in loader.batches([shard], mine, DescriptorCaptioner(), 4) for c in b.clips]
+    assert sorted(got) == sorted(mine)
+    assert reads == [(1, ("clip_id", "descriptors", "valence", "arousal"))]
+    reads.clear()
+    listener = DescriptorCaptioner()
+    listener.needs_audio = True
+    clips = [c for b in loader.batches([shard], {ids[0], ids[8]}, listener, 4) for c in b.clips]
+    assert [i for i, _ in reads] == [0, 2] and all("audio" in cols for _, cols in reads)
+    assert sorted(c.clip_id for c in clips) == [ids[0], ids[8]]
+    assert all(c.samples is not None and c.sample_rate == 16000 for c in clips)

@@ -21,13 +21,13 @@ CHAT_SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 AUDIO_SPECIALS = ["<|AUDIO|>", "<|audio_bos|>", "<|audio_eos|>"]
 
 
-def train_tokenizer(folder: Path, extra_specials: list[str] = (), vocab_size: int = 600):
-    """A byte-level BPE trained on the prompt texts, wrapped as a left-padding fast tokenizer."""
+def train_tokenizer(folder: Path, extra_specials: list[str] = (), vocab_size: int = 600, texts: list[str] = ()):
+    """A byte-level BPE trained on the prompt texts (plus ``texts``), wrapped as a left-padding fast tokenizer."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
     corpus = [SYSTEM] + [tags_for(e.descriptors, e.valence, e.arousal, facts=e.facts).render() + "\n" + e.answer
-                          for e in EXAMPLES]
+                          for e in EXAMPLES] + list(texts)
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()

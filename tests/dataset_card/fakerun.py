@@ -51,7 +51,9 @@ def make_rows() -> dict[str, list[dict]]:
                 "license": "CC0-1.0 (synthetic)", "split": split})
     images = [{"image_id": i, "image": {"bytes": png(0.2 * k), "path": f"{i}.png"}, "source": "demo",
                "valence": 0.2 * k + 0.1, "arousal": 0.5, "split": s} for k, (i, s) in enumerate(IMAGE_SPLITS.items())]
-    pairs = [{"music_clip_id": m["clip_id"], "image_id": "img0", "score": 0.5, "split": m["split"]} for m in music]
+    image_of = {split: i for i, split in reversed(IMAGE_SPLITS.items())}  # first image of each split
+    pairs = [{"music_clip_id": m["clip_id"], "image_id": image_of[m["split"]], "score": 0.5, "split": m["split"]}
+             for m in music]
     return {schema.MUSIC: music, schema.IMAGES: images, schema.PAIRS: pairs}
 
 

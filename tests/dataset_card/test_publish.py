@@ -63,12 +63,13 @@ def test_changed_data_uploads_only_changes_and_removes_stale_files(tmp_path, hub
     publish(run, REPO, api=hub)
     rows = make_rows()
     rows["images"] = [r for r in rows["images"] if r["split"] != "test"]  # the images test split goes
+    rows["pairs"] = [r for r in rows["pairs"] if r["split"] != "test"]  # with the test pairs naming them
     rows["pairs"][0]["score"] = 0.9
     run2 = write_run(tmp_path / "run2", rows)
     uploads_before = len(hub.lfs_uploads)
     r = publish(run2, REPO, api=hub)
     assert r.commit and hub.commit_count(REPO) == 2
-    assert r.deleted == ["data/images/test-00000-of-00001.parquet"]
+    assert r.deleted == ["data/images/test-00000-of-00001.parquet", "data/pairs/test-00000-of-00001.parquet"]
     assert "data/pairs/train-00000-of-00001.parquet" in r.uploaded
     assert "data/music/train-00000-of-00001.parquet" in r.unchanged
     assert set(hub.lfs_uploads[uploads_before:]) <= set(r.uploaded)
@@ -120,4 +121,76 @@ def test_broken_folder_is_not_published(run_dir, hub, token, capsys):
     bad_run = write_run(run_dir.parent / "bad", rows)
     with pytest.raises(ValidationError, match="pairs_reference"):
         publish(bad_run, REPO, api=hub)
+    assert not hub.repos
+
+
+# -- licences: media whose terms forbid (or do not allow) redistribution never go public by default --
+
+def _restricted_run(root: Path) -> Path:
+    """The test run with two IAPS images (not redistributable) and a manifest song (no terms)."""
+    rows = make_rows()
+    for r in rows["images"][:2]:
+        r["source"] = "IAPS"
+    for r in rows["music"][:2]:
+        r["source"] = "manifest"
+    return write_run(root, rows)
+
+
+def test_public_upload_of_restricted_media_is_refused_naming_sources_and_rows(tmp_path, hub, token, capsys,
+                                                                             monkeypatch):
+    run = _restricted_run(tmp_path / "run")
+    with pytest.raises(publish_mod.LicenceError) as e:
+        publish(run, REPO, api=hub)
+    msg = str(e.value)
+    assert "IAPS (images: 2 rows, not redistributable)" in msg
+    assert "manifest (music: 2 rows, no recorded terms)" in msg
+    assert "--metadata-only" in msg and "--private" in msg and "--redistribute IAPS --redistribute manifest" in msg
+    assert not hub.repos  # refused before anything was created or sent
+    monkeypatch.setattr(publish_mod, "HfApi", lambda: hub)
+    assert main(["publish", str(run), "--repo-id", REPO]) == 2
+    assert "not redistributable" in capsys.readouterr().err and not hub.repos
+
+
+def test_metadata_only_publishes_and_the_card_says_what_was_left_out(tmp_path, hub, token):
+    run = _restricted_run(tmp_path / "run")
+    r = publish(run, REPO, api=hub, metadata_only=True)
+    assert r.commit
+    checkout = hub.checkout_dir(REPO)
+    images = datasets.load_dataset(str(checkout), "images", cache_dir=str(tmp_path / "c"))
+    assert "image" not in images["train"].column_names
+    card = (checkout / "README.md").read_text()
+    assert "`image` of 2 `images` rows from **IAPS** (not redistributable)" in card
+    assert "`audio` of 2 `music` rows from **manifest** (no recorded terms)" in card
+
+
+def test_private_repository_gets_the_media(tmp_path, hub, token):
+    run = _restricted_run(tmp_path / "run")
+    r = publish(run, REPO, api=hub, private=True)
+    assert r.commit and hub.repos[REPO].private
+    assert "data/images/train-00000-of-00001.parquet" in r.uploaded
+
+
+def test_private_flag_does_not_cover_an_existing_public_repository(tmp_path, hub, token):
+    publish(write_run(tmp_path / "clean"), REPO, api=hub)  # demo only: public is fine
+    assert not hub.repos[REPO].private
+    with pytest.raises(publish_mod.LicenceError, match="already exists as a public repository"):
+        publish(_restricted_run(tmp_path / "run"), REPO, api=hub, private=True)
+    assert hub.commit_count(REPO) == 1
+
+
+def test_sources_the_user_holds_rights_for_may_go_public(tmp_path, hub, token):
+    run = _restricted_run(tmp_path / "run")
+    with pytest.raises(publish_mod.LicenceError) as e:
+        publish(run, REPO, api=hub, redistribute=["iaps"])  # source names match case-insensitively
+    assert "manifest" in str(e.value) and "IAPS" not in str(e.value)
+    assert publish(run, REPO, api=hub, redistribute=["iaps", "manifest"]).commit
+
+
+def test_metadata_only_refuses_a_folder_built_with_media(tmp_path, hub, token):
+    run = _restricted_run(tmp_path / "run")
+    from dataset_card.build import build
+
+    built = build(run, tmp_path / "built").out_dir
+    with pytest.raises(publish_mod.LicenceError, match="built with media"):
+        publish(built, REPO, api=hub, metadata_only=True)
     assert not hub.repos

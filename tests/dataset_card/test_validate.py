@@ -33,7 +33,7 @@ def _only_failure(err: ValidationError, name: str, also: tuple[str, ...] = ()):
 def test_clean_build_passes_every_check(built):
     _, result = built
     report = validate(result.out_dir)
-    assert report.ok and len(report.checks) == 10, report.render()
+    assert report.ok and len(report.checks) == 11, report.render()
 
 
 def test_schema(tmp_path):
@@ -116,7 +116,8 @@ def test_images_decompression_bomb_guard(tmp_path, monkeypatch):
 def test_music_split_by_song(tmp_path):
     rows = make_rows()
     rows["music"][1]["split"] = "test"  # s1-1 joins the test split; s1-0 stays in train
-    check = _only_failure(_broken_build(tmp_path, rows), "music_split_by_song")
+    # its train pair now names a test clip too
+    check = _only_failure(_broken_build(tmp_path, rows), "music_split_by_song", also=("pairs_within_split",))
     assert check.offending == ("s1",)
 
 
@@ -124,7 +125,8 @@ def test_images_split_by_id(tmp_path):
     rows = make_rows()
     rows["images"].append({**rows["images"][0], "split": "validation"})  # img0 in train and validation
     # ids are unique per table, so the same id in two splits is also a duplicate
-    check = _only_failure(_broken_build(tmp_path, rows), "images_split_by_id", also=("unique_ids",))
+    check = _only_failure(_broken_build(tmp_path, rows), "images_split_by_id",
+                          also=("unique_ids", "pairs_within_split"))
     assert check.offending == ("img0",)
 
 
@@ -134,6 +136,15 @@ def test_pairs_reference(tmp_path):
     rows["pairs"].append({"music_clip_id": "s1-0", "image_id": "nope", "score": 0.1, "split": "train"})
     check = _only_failure(_broken_build(tmp_path, rows), "pairs_reference")
     assert check.offending == ("s7-0|img0", "s1-0|nope")
+
+
+def test_pairs_within_split(tmp_path):
+    """A test pair naming a train clip (or image) is the leak the split policy rules out."""
+    rows = make_rows()
+    rows["pairs"].append({"music_clip_id": "s1-0", "image_id": "img3", "score": 0.1, "split": "test"})
+    rows["pairs"].append({"music_clip_id": "s4-0", "image_id": "img0", "score": 0.1, "split": "test"})
+    check = _only_failure(_broken_build(tmp_path, rows), "pairs_within_split")
+    assert check.offending == ("test:s1-0|img3", "test:s4-0|img0")
 
 
 def test_card_numbers_match_data(run_dir, tmp_path, capsys):

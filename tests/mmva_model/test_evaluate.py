@@ -232,3 +232,21 @@ def test_nan_valence_is_a_data_error_naming_the_row(evaluated, demo_data, tmp_pa
     assert err.startswith("error: table 'music' (validation)") and err.count("\n") == 1
     assert bad_id in err and "NaN" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_pairs_table_is_scored_and_dropped_pairs_named(evaluated, demo_data, tmp_path):
+    """The split's pairs table is scored; pairs naming rows outside the split are counted by reason."""
+    from tests.mmva_model.conftest import copy_run_with
+
+    extra = lambda rows: rows + [dict(rows[0], music_clip_id="nosuch-1"), dict(rows[0], image_id="nosuch_img"),  # noqa: E731
+                                 dict(rows[0], music_clip_id="nosuch-2", image_id="nosuch_img")]
+    data = copy_run_with(demo_data, tmp_path / "run", "pairs", SPLIT, extra)
+    n = len(pq.read_table(next((demo_data / "data" / "pairs").glob(f"{SPLIT}-*.parquet"))))
+    result = evaluate.run(["--checkpoint", str(evaluated.checkpoint), "--data", str(data), "--split", SPLIT,
+                           "--out", str(tmp_path / "eval"), "--no-cache", "--hf_cache_dir", str(tmp_path / "hf"),
+                           "--device", "cpu", "--quiet"])
+    pairs = result.metrics["pairs"]
+    assert (pairs["rows"], pairs["used"]) == (n + 3, n)
+    assert pairs["dropped"] == {"clip_not_in_split": 1, "image_not_in_split": 1, "clip_and_image_not_in_split": 1}
+    assert pairs["spearman"] is None or -1.0 <= pairs["spearman"] <= 1.0
+    assert "dropped 1 clip_and_image_not_in_split" in evaluate.render(result)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import math
-import time
 from pathlib import Path
 
 import numpy as np
@@ -78,9 +77,7 @@ def test_read_real_imemnet_files(name, lines, unique):
     path = IMEMNET_DIR / name
     if not path.is_file():
         pytest.skip(f"IMEMNet matching files not present at {IMEMNET_DIR} (they live in the shared data folder)")
-    t0 = time.perf_counter()
     m = read_matching(path)
-    elapsed = time.perf_counter() - t0
     assert m.lines == lines
     assert len(m.pairs) == unique
     assert len(m.problems) == lines - unique
@@ -92,7 +89,6 @@ def test_read_real_imemnet_files(name, lines, unique):
         assert text[n - 1].split() == text[first - 1].split()
     assert not m.pairs.duplicated(["music_clip_id", "image_id"]).any()
     assert m.pairs["matching_score"].between(0.0, 1.0).all()
-    assert elapsed < 5.0  # a 26k-line file reads in well under a second; generous bound for slow CI
 
 
 def _hand_file(tmp_path: Path) -> Path:

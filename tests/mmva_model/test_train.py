@@ -165,3 +165,13 @@ def test_missing_default_data_says_how_to_make_it(tmp_path, monkeypatch, capsys)
     code = train.main(["--config", "tiny", "--no_progress", "--output_dir", str(tmp_path / "o")])
     err = capsys.readouterr().err
     assert code == 2 and "make run" in err and "runs/demo" in err
+
+
+def test_fixed_matching_reports_dropped_train_pairs(demo_data, tmp_path, capsys):
+    """Train pairs naming a clip or image the train split lacks are left out, counted and said."""
+    data = copy_run_with(demo_data, tmp_path / "run", "pairs", "train",
+                         lambda rows: rows + [dict(rows[0], music_clip_id="nosuch-1")])
+    result = train.run(tiny_args(data, tmp_path / "out", tmp_path / "cache", "--set", "train.steps=1",
+                                 "--set", "train.matching=fixed"))
+    assert result.dropped_pairs == {"clip_not_in_split": 1}
+    assert "train split: 1 of" in capsys.readouterr().err

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import random
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -29,17 +28,14 @@ def real_file(name: str) -> Path:
 def test_real_matching_files_parse(name, split, expected):
     path = real_file(name)
     lines = sum(1 for line in path.read_text().splitlines() if line.strip())
-    t = time.perf_counter()
     items = read_matching_file(path, split)
-    elapsed = time.perf_counter() - t
     assert len(items.pairs) + len(items.failures) == lines  # every line accounted for
     assert len(items.pairs) >= 0.99 * lines, Counter(f.error_type for f in items.failures)
     assert {p.split for p in items.pairs} == {expected}
     assert all(0.0 <= p.score <= 1.0 for p in items.pairs)
     assert all(f.kind == "pair" and f.stage == "read_pairs" for f in items.failures)
     print(f"{name}: {lines} lines, {len(items.pairs)} pairs, failures "
-          f"{dict(Counter(f.error_type for f in items.failures))}, {elapsed:.2f} s")
-    assert elapsed < 2.0
+          f"{dict(Counter(f.error_type for f in items.failures))}")
 
 
 def test_bad_lines_become_failures(tmp_path):

@@ -100,6 +100,21 @@ def test_direct_runner_is_kept_offline():
     assert explicit.get_all_options()["update_compatibility_version"] == "2.60.0"
 
 
+def test_direct_runner_uses_every_core_unless_told_otherwise(monkeypatch):
+    from pipeline import beam_options as bo
+
+    monkeypatch.setattr(bo, "usable_cores", lambda: 4)
+    got = bo.beam_options([], all_cores=True).get_all_options()
+    assert (got["direct_num_workers"], got["direct_running_mode"]) == (4, "multi_processing")
+    for flags in (["--direct_num_workers=1"], ["--direct_num_workers", "3"], ["--direct_running_mode=in_memory"]):
+        assert bo.default_workers(flags) == []
+    assert bo.beam_options([], all_cores=False).get_all_options()["direct_num_workers"] == 1
+    dask = bo.beam_options(["--runner=apache_beam.runners.dask.dask_runner.DaskRunner"], all_cores=True)
+    assert dask.get_all_options()["direct_num_workers"] == 1  # other runners keep their own parallelism
+    monkeypatch.setattr(bo, "usable_cores", lambda: 1)
+    assert bo.default_workers([]) == []
+
+
 def test_unusable_input_is_one_clear_line_not_a_traceback(tmp_path, capsys):
     code = run_mod.main(["--source", "manifest", "--input", str(tmp_path / "missing.csv"),
                          "--output", str(tmp_path / "out"), "--no_progress"])

@@ -8,6 +8,8 @@ import random
 import apache_beam as beam
 import datasets
 import numpy as np
+import pyarrow as pa
+import pytest
 import pyarrow.parquet as pq
 import soundfile as sf
 from PIL import Image
@@ -117,3 +119,46 @@ def test_atomic_write_leaves_no_temp_files(tmp_path):
     writer.write_atomic(str(target), b"456")
     assert target.read_bytes() == b"456"
     assert os.listdir(target.parent) == ["y.bin"]
+
+
+def _staged_rows(out, n: int) -> list[dict]:
+    """Music rows with their FLAC staged, as the pipeline's stages hand them to the writer."""
+    rows = []
+    for i in range(n):
+        row = music_row(i)
+        data = row["audio"]["bytes"]
+        row["audio"] = {"bytes": None, "path": row["audio"]["path"]}
+        rows.append(writer.stage_media(str(out), "music", row, "audio", data))
+    return rows
+
+
+@pytest.mark.parametrize("n", [0, 1, 7])
+def test_incremental_row_groups_give_the_bytes_of_one_whole_table_write(tmp_path, monkeypatch, n):
+    monkeypatch.setattr(writer, "MAX_ROW_GROUP_BYTES", 3 * len(flac()) + 3 * 300)  # a few rows per group
+    rows = _staged_rows(tmp_path / "out", n)
+    got = tmp_path / "got.parquet"
+    writer.write_parquet(str(got), "music", list(reversed(rows)))
+    full = sorted((writer.unstage(r) for r in rows), key=lambda r: r["clip_id"])
+    arrow_schema = schema.arrow_schema("music")
+    avg = max(1, sum(writer.row_bytes(r) for r in full) // max(1, n))
+    expected = tmp_path / "expected.parquet"
+    group = max(1, writer.MAX_ROW_GROUP_BYTES // avg)
+    pq.write_table(pa.Table.from_pylist(full, schema=arrow_schema), str(expected),
+                   row_group_size=group, **writer._encoding(arrow_schema))
+    assert got.read_bytes() == expected.read_bytes()
+    assert pq.ParquetFile(got).num_row_groups == max(1, -(-n // group))
+    assert n < 7 or pq.ParquetFile(got).num_row_groups > 1
+
+
+def test_writer_reads_media_back_one_row_group_at_a_time(tmp_path, monkeypatch):
+    rows = _staged_rows(tmp_path / "out", 8)
+    avg = sum(writer.row_bytes(r) for r in rows) // 8
+    monkeypatch.setattr(writer, "MAX_ROW_GROUP_BYTES", 3 * avg)  # 3 rows per group
+    events = []
+    real_unstage, real_write = writer.unstage, pq.ParquetWriter.write_table
+    monkeypatch.setattr(writer, "unstage", lambda r: events.append("read") or real_unstage(r))
+    monkeypatch.setattr(pq.ParquetWriter, "write_table",
+                        lambda self, t, **kw: events.append(f"write{t.num_rows}") or real_write(self, t, **kw))
+    writer.write_parquet(str(tmp_path / "x.parquet"), "music", rows)
+    assert events == ["read"] * 3 + ["write3"] + ["read"] * 3 + ["write3"] + ["read"] * 2 + ["write2"]
+    assert all(writer.STAGED in r for r in rows), "the caller's light rows are left as they were"

@@ -1,0 +1,91 @@
+"""Run a command and sample what it costs: wall time, peak RSS summed over its whole process tree
+(Beam's worker processes included), and peak disk use of the folders it writes."""
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+
+@dataclass
+class Usage:
+    wall_s: float
+    peak_rss_bytes: int  # highest sum of RSS over the command and all its descendants at one sample
+    peak_processes: int
+    peak_disk_bytes: int  # highest total size of the watched folders at one sample
+    returncode: int
+
+    def as_dict(self) -> dict:
+        return {"wall_s": round(self.wall_s, 2), "peak_rss_gb": round(self.peak_rss_bytes / 2**30, 3),
+                "peak_processes": self.peak_processes, "peak_disk_gb": round(self.peak_disk_bytes / 2**30, 3),
+                "returncode": self.returncode}
+
+
+def tree_rss(proc: psutil.Process) -> tuple[int, int]:
+    """(summed RSS, process count) of ``proc`` and its descendants; vanished processes count 0."""
+    total, n = 0, 0
+    try:
+        family = [proc] + proc.children(recursive=True)
+    except psutil.NoSuchProcess:
+        return 0, 0
+    for p in family:
+        try:
+            total += p.memory_info().rss
+            n += 1
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return total, n
+
+
+def folder_bytes(paths: list[Path]) -> int:
+    """Allocated bytes under ``paths`` (hard links counted once, like ``du``)."""
+    seen, total = set(), 0
+    for root in paths:
+        for dirpath, _, files in os.walk(root):
+            for name in files:
+                try:
+                    st = os.lstat(os.path.join(dirpath, name))
+                except FileNotFoundError:
+                    continue
+                if (st.st_dev, st.st_ino) not in seen:
+                    seen.add((st.st_dev, st.st_ino))
+                    total += st.st_blocks * 512
+    return total
+
+
+def measure(cmd: list[str], *, cwd: str | Path | None = None, env: dict | None = None,
+            watch: list[Path] = (), interval_s: float = 0.5, disk_every: int = 10, log: Path | None = None) -> Usage:
+    """Run ``cmd`` to completion while sampling; output goes to ``log`` (or is discarded)."""
+    out = open(log, "wb") if log else subprocess.DEVNULL
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
+    ps = psutil.Process(proc.pid)
+    peak = {"rss": 0, "n": 0, "disk": 0}
+    stop = threading.Event()
+
+    def sample():
+        k = 0
+        while not stop.is_set():
+            rss, n = tree_rss(ps)
+            peak["rss"], peak["n"] = max(peak["rss"], rss), max(peak["n"], n)
+            if watch and k % disk_every == 0:  # walking the tree is slower than reading RSS
+                peak["disk"] = max(peak["disk"], folder_bytes(list(watch)))
+            k += 1
+            stop.wait(interval_s)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    rc = proc.wait()
+    wall = time.perf_counter() - t0
+    stop.set()
+    sampler.join()
+    if watch:
+        peak["disk"] = max(peak["disk"], folder_bytes(list(watch)))
+    if log:
+        out.close()
+    return Usage(wall, peak["rss"], peak["n"], peak["disk"], rc)

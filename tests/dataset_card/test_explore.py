@@ -1,0 +1,200 @@
+"""``python -m dataset_card explore``: what the page holds, where media go, and bad input."""
+from __future__ import annotations
+
+import base64
+import gzip
+import html
+import json
+import re
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from dataset_card import schema
+from dataset_card.__main__ import main
+from dataset_card.build import build
+from dataset_card.explore import ExploreError, explore
+from dataset_card.explore import flags as F
+from dataset_card.explore.media import file_stem
+from tests.dataset_card.fakerun import make_rows, write_run
+
+NASTY = "\"q'<b>&amp;\u00e9\u266b</script><script>window.__pwned=1</script><img src=x onerror=\"window.__pwned=2\">"
+
+
+def page_json(page_html: str) -> str:
+    """The Bokeh document embedded in the page (its data), HTML-unescaped."""
+    blob = re.search(r'<script type="application/json" id="[^"]+">\s*(.*?)\s*</script>', page_html, re.S)
+    return html.unescape(blob.group(1))
+
+
+def page_data(page_html: str) -> dict[str, dict[str, list]]:
+    """{source name: {column: values}} of the clip, image and pair sources embedded in the page."""
+    found: dict[str, dict[str, list]] = {}
+
+    def walk(node):
+        if isinstance(node, dict):
+            attrs = node.get("attributes") or {}
+            if node.get("type") == "object" and attrs.get("name") in ("clips", "images", "pairs") and "data" in attrs:
+                found[attrs["name"]] = {k: _values(v) for k, v in attrs["data"]["entries"]}
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+    walk(json.loads(page_json(page_html)))
+    return found
+
+
+def _values(v) -> list:
+    if isinstance(v, dict) and v.get("type") == "ndarray":
+        raw = v["array"]["data"] if isinstance(v["array"], dict) else v["array"]
+        if isinstance(raw, list):
+            return raw
+        data = base64.b64decode(raw)
+        data = gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data  # Bokeh gzips larger arrays
+        return np.frombuffer(data, dtype=v["dtype"]).tolist()
+    return v
+
+
+def test_explore_a_run_writes_a_page_and_references_media(run_dir, capsys):
+    assert main(["explore", str(run_dir)]) == 0
+    assert "8 clips, 4 images, 1 failures" in capsys.readouterr().out
+    page = run_dir / "explore" / "index.html"
+    text = page.read_text(encoding="utf-8")
+    data = page_json(text)
+    assert "ZkxhQw" not in data and "iVBORw0KGgo" not in data  # no FLAC or PNG bytes (base64) in the page
+    audio = sorted((run_dir / "explore" / "media" / "audio").iterdir())
+    images = sorted((run_dir / "explore" / "media" / "images").iterdir())
+    assert len(audio) == 8 and all(p.suffix == ".flac" and p.read_bytes()[:4] == b"fLaC" for p in audio)
+    assert len(images) == 4 and all(p.suffix == ".png" for p in images)
+    for row in make_rows()[schema.MUSIC]:  # each clip's page URL is its hashed name, and the file is its bytes
+        assert f"media/audio/{file_stem(row['clip_id'])}.flac" in text
+        assert (run_dir / "explore" / "media" / "audio" / f"{file_stem(row['clip_id'])}.flac").read_bytes() \
+            == row["audio"]["bytes"]
+    assert not re.search(r"""<(script|link)[^>]+(src|href)=["']?https?:""", text)  # BokehJS is inline
+
+    again = explore(run_dir)  # a second run reuses the extracted media
+    assert (again.media.written, again.media.reused, again.media.removed) == (0, 12, 0)
+
+
+def test_sample_exports_only_the_sampled_media_and_keeps_their_pairs(run_dir, tmp_path):
+    r = explore(run_dir, tmp_path / "export", sample=3, seed=1)
+    assert (r.clips, r.images) == (3, 3)
+    assert len(list((tmp_path / "export" / "media" / "audio").iterdir())) == 3
+    assert len(list((tmp_path / "export" / "media" / "images").iterdir())) == 3
+    data = page_data(r.page.read_text(encoding="utf-8"))
+    assert "img0" in data["images"]["image_id"]  # every clip is paired with img0: it comes first
+    assert len(data["pairs"]["score"]) == 3 and data["clips"]["pair_count"] == [1, 1, 1]
+    smaller = explore(run_dir, tmp_path / "export", sample=1, seed=1)
+    assert smaller.media.removed == 4  # 2 clips and 2 images of the earlier, larger export are removed
+    assert len(list((tmp_path / "export" / "media" / "audio").iterdir())) == 1
+
+
+def test_no_media_page_plays_nothing_and_keeps_earlier_media(run_dir, capsys):
+    explore(run_dir)
+    assert main(["explore", str(run_dir), "--no-media"]) == 0
+    text = (run_dir / "explore" / "index.html").read_text(encoding="utf-8")
+    assert "--no-media" in text and 'id="player"' not in text
+    assert page_data(text)["clips"]["audio_url"] == [""] * 8
+    assert len(list((run_dir / "explore" / "media" / "audio").iterdir())) == 8
+
+
+def test_dataset_folder_page_goes_next_to_it_never_inside(built, tmp_path):
+    _, result = built
+    r = explore(result.out_dir)
+    assert r.page == result.out_dir.with_name(result.out_dir.name + "-explore") / "index.html"
+    with pytest.raises(ExploreError, match="publish"):
+        explore(result.out_dir, result.out_dir / "page")
+
+
+def test_metadata_only_dataset_says_so_and_has_no_players(run_dir, tmp_path):
+    hub = build(run_dir, tmp_path / "hub", metadata_only=True).out_dir
+    r = explore(hub, tmp_path / "page")
+    text = r.page.read_text(encoding="utf-8")
+    assert "metadata-only" in text and 'id="no-audio"' in text
+    assert 'id="player"' not in text and "&lt;audio controls" not in text
+    assert not (tmp_path / "page" / "media" / "audio").exists()
+    assert (r.clips, r.media.bytes) == (8, 0)
+
+
+def test_run_with_failures_only(tmp_path):
+    root = tmp_path / "run"
+    (root / "failures").mkdir(parents=True)
+    fails = [{"item_id": f"song{i}", "kind": "song", "stage": "download", "error_type": "http_404",
+              "message": "not found", "attempts": 3} for i in range(5)]
+    pq.write_table(pa.Table.from_pylist(fails, schema=schema.FAILURE_SCHEMA), root / "failures" / "failures.parquet")
+    (root / "run.json").write_text(json.dumps({"runner": "DirectRunner"}))
+    r = explore(root)
+    text = r.page.read_text(encoding="utf-8")
+    assert (r.clips, r.images, r.failures) == (0, 0, 5)
+    assert "no clips and no images" in text and "song/download/http_404" in text
+
+
+def test_empty_split_and_no_descriptors_or_captions(tmp_path):
+    rows = make_rows()
+    for r in rows[schema.MUSIC]:
+        r.pop("descriptors")
+        r["caption"] = None
+    feats = {schema.MUSIC: __import__("datasets").Features(
+        {k: v for k, v in schema.FEATURES[schema.MUSIC].items() if k != "descriptors"})}
+    rows[schema.MUSIC] = [r for r in rows[schema.MUSIC] if r["split"] != "test"]
+    root = write_run(tmp_path / "run", rows, features=feats)
+    empty = root / "data" / schema.MUSIC / "test-00000-of-00001.parquet"
+    pq.write_table(feats[schema.MUSIC].arrow_schema.empty_table(), empty)
+    r = explore(root)
+    data = page_data(r.page.read_text(encoding="utf-8"))
+    assert r.clips == 6
+    assert data["clips"]["caption"] == [""] * 6 and data["clips"]["d_key"] == [""] * 6
+    assert all(np.isnan(x) for x in data["clips"]["d_tempo_bpm"])
+    assert "music rows" in r.page.read_text(encoding="utf-8") and "test 0" in r.page.read_text(encoding="utf-8")
+
+
+def test_ids_with_quotes_markup_and_non_ascii_are_escaped(tmp_path):
+    rows = make_rows()
+    rows[schema.MUSIC][0]["clip_id"] = NASTY
+    rows[schema.IMAGES][0]["image_id"] = NASTY + "-img"
+    rows[schema.MUSIC][1]["caption"] = NASTY
+    for p in rows[schema.PAIRS]:
+        p["image_id"] = NASTY + "-img"
+    rows[schema.PAIRS][0]["music_clip_id"] = NASTY
+    root = write_run(tmp_path / "run", rows)
+    fails = [{"item_id": NASTY, "kind": "song", "stage": "download", "error_type": "x<y", "message": NASTY,
+              "attempts": 1}]
+    pq.write_table(pa.Table.from_pylist(fails, schema=schema.FAILURE_SCHEMA), root / "failures" / "failures.parquet")
+    (root / "run.json").write_text(json.dumps({"runner": NASTY, "options": {NASTY: NASTY}}))
+    text = explore(root).page.read_text(encoding="utf-8")
+    assert "<script>window.__pwned" not in text and "<img src=x" not in text and "<b>&amp;" not in text
+    data = page_data(text)  # the ids survive unchanged, as data
+    assert NASTY in data["clips"]["clip_id"] and NASTY + "-img" in data["images"]["image_id"]
+
+
+def test_bad_folders_fail_clearly(tmp_path, capsys):
+    assert main(["explore", str(tmp_path / "nope")]) == 2
+    assert "is not a folder" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main(["explore", str(tmp_path / "empty")]) == 2
+    assert "neither" in capsys.readouterr().err
+    assert main(["explore", str(write_run(tmp_path / "run")), "--sample", "0"]) == 2
+    assert "--sample" in capsys.readouterr().err
+
+
+def test_caption_flags_reach_the_page_columns(run_dir, monkeypatch):
+    """Whatever flag_caption says about a clip becomes that clip's filter columns."""
+    from types import SimpleNamespace
+
+    def fake_flag(caption, descriptors, valence, arousal, captioner_id=""):
+        wrong = ("tempo",) if descriptors and descriptors["tempo_bpm"] > 91.5 else ()
+        return SimpleNamespace(repeated_phrase="number 0" in caption, self_contradiction=False,
+                               grounding_failures=wrong, forbidden=())
+
+    monkeypatch.setattr(F, "audit_function", lambda: fake_flag)
+    text = explore(run_dir).page.read_text(encoding="utf-8")
+    clips = page_data(text)["clips"]
+    assert clips["flag_repeated"] == [True, True] + [False] * 6
+    assert clips["grounding"] == [""] * 4 + ["tempo"] * 4
+    flags = F.flag_clips(make_rows()[schema.MUSIC], fake_flag)
+    assert [f.repeated for f in flags] == [True, True] + [False] * 6
+    assert [bool(f.grounding) for f in flags] == [False] * 4 + [True] * 4
+    assert F.flag_clips([{"caption": None}], fake_flag) == [F.ClipFlags()]
