@@ -238,3 +238,18 @@ def test_beam_run_inference_goes_through_the_same_backend(tiny_audio_dir):
     assert [r.clip_id for r in out] == ["1-9", "2-10", "silent"]
     assert out[2].error_type == audio_prep.AUDIO_SILENT
     assert [(r.text, r.error_type) for r in out[:2]] == [(r.text, r.error_type) for r in model.caption(clips[:2])]
+
+
+@pytest.mark.slow
+def test_audio_llm_in_the_pipeline_captions_or_rejects_every_clip(tmp_path, tiny_audio_dir):
+    """The Beam pipeline (RunInference) with audio-llm: every clip is a row or a failure with a reason."""
+    from tests.e2e_helpers import read_failures, read_table, run_pipeline
+
+    summary = run_pipeline(tmp_path, "--demo_songs", "2", "--demo_song_seconds", "14", "--demo_images", "0",
+                           "--captioner", "audio-llm", "--caption_model", str(tiny_audio_dir),
+                           "--caption_max_new_tokens", "6", "--caption_retries", "0", "--caption_batch_size", "4")
+    rows = read_table(tmp_path / "out", "music")
+    rejects = [f for f in read_failures(tmp_path / "out") if f["stage"] == "caption"]
+    assert len(rows) + len(rejects) == summary.stage_counters.get("songs_out", 0) > 0, summary.stage_counters
+    assert all(r["captioner"].startswith("audio-llm/") and r["caption"] for r in rows)
+    assert all(f["error_type"].startswith(("caption_", "audio_")) and f["message"] for f in rejects)
