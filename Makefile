@@ -25,7 +25,7 @@ GPU_PYTHON ?= python3
 bench-gpu:
 	PYTHONPATH=$(CURDIR)$${PYTHONPATH:+:$$PYTHONPATH} HF_HUB_OFFLINE=1 $(GPU_PYTHON) -m tests.benchmarks.audio_llm_speed \
 	  --model qwen2-audio-7b --device cuda --batch_sizes 1 8 32 64 --max_new_tokens 64 --knobs \
-	  --job_clips 64 256 --job_batch_size 32
+	  --job_clips 256 --job_batch_size 32
 
 system-deps:
 	@if ! command -v ffmpeg >/dev/null 2>&1 || ! ldconfig -p | grep -q 'libavcodec.so.59'; then \

@@ -33,6 +33,7 @@ class GenerationSettings:
     device: str | None = None  # None: cuda when available, else cpu
     dtype: str = "auto"  # auto: bfloat16 on GPU, float32 on CPU
     trust_remote_code: bool = False  # off unless the user passes it (remote code runs locally)
+    revision: str | None = None  # Hub commit of the model; required with trust_remote_code for Hub ids
     min_new_tokens: int = 0  # benchmarks set it to max_new_tokens: a fixed amount of text per clip
     # auto: flash_attention_2 on GPU when the flash-attn package is installed, else PyTorch's sdpa
     attn_implementation: str = "auto"
@@ -82,7 +83,11 @@ def add_generation_flags(parser, prefix: str = "") -> None:
                         help="sample (default) or decode greedily; retries always sample")
     parser.add_argument(f"--{prefix}dtype", help="torch dtype name (default: bfloat16 on GPU, float32 on CPU)")
     parser.add_argument(f"--{prefix}trust_remote_code", action="store_true", default=None,
-                        help="run model code shipped with the weights (needed by some models; off by default)")
+                        help="run model code shipped with the weights (needed by some models; off by default); "
+                        f"a Hugging Face id also needs --{prefix}revision")
+    parser.add_argument(f"--{prefix}revision", metavar="COMMIT",
+                        help="40-hex commit of a Hugging Face model id to load (pins weights and code; "
+                        "ignored for local folders)")
     parser.add_argument(f"--{prefix}attn_implementation", choices=ATTENTION,
                         help="attention kernel (default auto: flash_attention_2 on GPU when installed, else sdpa)")
     parser.add_argument(f"--{prefix}cache_implementation", choices=CACHES,
@@ -95,7 +100,7 @@ def add_generation_flags(parser, prefix: str = "") -> None:
 def extra_from_args(args: argparse.Namespace, prefix: str = "") -> dict[str, Any]:
     """The flags of :func:`add_generation_flags` that were given, as ``CaptionerConfig.extra``."""
     keys = ("max_new_tokens", "min_new_tokens", "seed", "retries", "temperature", "top_p", "do_sample", "dtype",
-            "trust_remote_code", "attn_implementation", "cache_implementation", "random_weights")
+            "trust_remote_code", "revision", "attn_implementation", "cache_implementation", "random_weights")
     # `is not None`, not truthiness: --retries 0 and --seed 0 are real values.
     return {k: getattr(args, prefix + k) for k in keys if getattr(args, prefix + k, None) is not None}
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -85,6 +86,7 @@ def run(argv: Sequence[str] | None = None) -> JobResult:
     state.wait_for_everyone()  # every rank has read the same `done` before anyone appends
     workers = args.loader_workers if args.loader_workers is not None else 2 * torch.cuda.is_available()
     captioned = rejected = 0
+    started = time.perf_counter()
     with state.split_between_processes(todo) as mine:
         writer = RankWriter(rank_file(run_dir, state.process_index))
         bar = tqdm(total=len(mine), desc=f"captions (rank 0 of {state.num_processes})",
@@ -104,16 +106,20 @@ def run(argv: Sequence[str] | None = None) -> JobResult:
     if args.stop_after is not None:  # simulate a crash: no barrier, no merge
         return JobResult(state.num_processes, state.process_index, len(all_ids), len(all_ids) - len(todo),
                          captioned, rejected, False)
-    state.wait_for_everyone()
+    from accelerate.utils import gather_object
+
+    # The slowest rank's captioning time (model loading excluded): what throughput figures divide by.
+    seconds = max(gather_object([time.perf_counter() - started]))
     merged = False
     if state.is_main_process:
-        merged = _finish(run_dir, all_ids, args, state.num_processes, captioner.id)
+        merged = _finish(run_dir, all_ids, args, state.num_processes, captioner.id, seconds)
     state.wait_for_everyone()
     return JobResult(state.num_processes, state.process_index, len(all_ids), len(all_ids) - len(todo),
                      captioned, rejected, merged)
 
 
-def _finish(run_dir: Path, all_ids: list[str], args: argparse.Namespace, world_size: int, captioner_id: str) -> bool:
+def _finish(run_dir: Path, all_ids: list[str], args: argparse.Namespace, world_size: int, captioner_id: str,
+            seconds: float) -> bool:
     records = read_all(run_dir, captioner_id)
     missing = sorted(set(all_ids) - set(records))
     if missing:  # a rank failed without raising; never merge a partial set
@@ -123,7 +129,7 @@ def _finish(run_dir: Path, all_ids: list[str], args: argparse.Namespace, world_s
                for k, r in sorted(records.items()) if r.text is None}
     summary = {"world_size": world_size, "clips": len(all_ids), "accepted": len(all_ids) - len(rejects),
                "rejected": len(rejects), "rejects": rejects, "backend": args.backend,
-               "captioner": captioner_id,
+               "captioner": captioner_id, "caption_seconds": round(seconds, 3),
                "merged_rows": stats.replaced if stats else 0, "shards": stats.shards if stats else 0}
     (run_dir / CAPTIONS_DIR / "summary.json").write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
     return stats is not None

@@ -7,11 +7,12 @@ template's words), so the template's own captions always pass it.
 """
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
 
-from captioner.vocab import QUADRANT_MOODS, TEMPO_BANDS, tempo_word
+from captioner.grounding import contradictions, forbidden, ground
 
 # Error types recorded in failure rows; one per rejection reason.
 EMPTY = "caption_empty"
@@ -19,9 +20,16 @@ NO_SENTENCE = "caption_no_sentence"
 TOO_SHORT = "caption_too_short"
 TOO_LONG = "caption_too_long"
 REPETITIVE = "caption_repetitive"
-UNGROUNDED_TEMPO = "caption_ungrounded_tempo"
-UNGROUNDED_KEY = "caption_ungrounded_key"
-UNGROUNDED_MOOD = "caption_ungrounded_mood"
+CONTRADICTORY = "caption_self_contradiction"
+FORBIDDEN = "caption_forbidden_content"
+UNGROUNDED = "caption_ungrounded_{}"  # .format(attribute): tempo, key, mood, loudness, timbre, ...
+UNGROUNDED_TEMPO = UNGROUNDED.format("tempo")
+UNGROUNDED_KEY = UNGROUNDED.format("key")
+UNGROUNDED_MOOD = UNGROUNDED.format("mood")
+SILENT = "caption_silent_clip"
+BAD_INPUT = "caption_unusable_descriptors"
+SILENCE_DB = -90.0  # dBFS: below this a clip is silence (descriptors floor digital silence at -100)
+REQUIRED = ("tempo_bpm", "key", "mode", "loudness_db", "brightness", "onset_rate")
 
 
 @dataclass(frozen=True)
@@ -30,12 +38,7 @@ class Limits:
 
     min_words: int = 5
     max_words: int = 80
-    max_repeated_ngram_fraction: float = 0.3  # of 3-grams that repeat an earlier one
-    bpm_tolerance: float = 0.1  # relative; at least MIN_BPM_SLACK absolute
-    tempo_word_slack_bpm: float = 6.0  # a band word is fine within this distance of its band
-
-
-MIN_BPM_SLACK = 8.0
+    max_repeated_ngram_fraction: float = 0.0  # of 3-grams that repeat an earlier one (0: none may)
 
 
 @dataclass(frozen=True)
@@ -76,9 +79,13 @@ def clean(raw: str, prompt: str | None = None) -> str:
     return text[:ends[-1].end()].strip() if ends else text
 
 
-def check(text: str, descriptors: dict[str, Any], valence: float, arousal: float,
-          limits: Limits = Limits()) -> Checked:
-    """Accept a cleaned caption or say why not (first failing filter wins)."""
+def check(text: str, descriptors: dict[str, Any] | None, valence: float | None, arousal: float | None,
+          limits: Limits = Limits(), hears_audio: bool = True, mood_given: bool = True) -> Checked:
+    """Accept a cleaned caption or say why not (first failing filter wins).
+
+    ``hears_audio=False`` (tags-llm, template): singers, instruments and genres are invented, so
+    rejected; lyrics are rejected for every captioner. ``mood_given=False``: mood words are too.
+    """
     if not text.strip():
         return Checked(None, EMPTY, "the model wrote nothing usable")
     if not _SENTENCE_END.search(text):
@@ -91,24 +98,55 @@ def check(text: str, descriptors: dict[str, Any], valence: float, arousal: float
     rep = repeated_ngram_fraction(words)
     if rep > limits.max_repeated_ngram_fraction:
         return Checked(None, REPETITIVE, f"{rep:.0%} of 3-grams repeat: {text[:80]!r}")
-    for problem in (_tempo_problem(text, descriptors, limits), _key_problem(text, descriptors),
-                    _mood_problem(text, valence, arousal)):
-        if problem:
-            return Checked(None, *problem)
-    return Checked(text)
+    con = contradictions(text)
+    if con:
+        name, what = next(iter(con.items()))
+        return Checked(None, CONTRADICTORY, f"two {name} words disagree ({what}): {text[:80]!r}")
+    bad = forbidden(text, hears_audio)
+    if bad:
+        return Checked(None, FORBIDDEN, f"mentions {', '.join(bad)}, which the captioner cannot know: {text[:80]!r}")
+    problem = grounding_problem(text, descriptors, valence, arousal, mood_given=mood_given)
+    return Checked(None, *problem) if problem else Checked(text)
 
 
-def postprocess(raw: str, descriptors: dict[str, Any], valence: float, arousal: float,
-                prompt: str | None = None, limits: Limits = Limits()) -> Checked:
+def postprocess(raw: str, descriptors: dict[str, Any] | None, valence: float | None, arousal: float | None,
+                prompt: str | None = None, limits: Limits = Limits(), hears_audio: bool = True,
+                mood_given: bool = True) -> Checked:
     """:func:`clean` then :func:`check`."""
-    return check(clean(raw, prompt), descriptors, valence, arousal, limits)
+    return check(clean(raw, prompt), descriptors, valence, arousal, limits, hears_audio, mood_given)
 
 
-def grounding_problem(text: str, descriptors: dict[str, Any], valence: float, arousal: float,
-                      limits: Limits = Limits()) -> tuple[str, str] | None:
-    """(error_type, message) when the caption contradicts the measurements, else None."""
-    return (_tempo_problem(text, descriptors, limits) or _key_problem(text, descriptors)
-            or _mood_problem(text, valence, arousal))
+def grounding_problem(text: str, descriptors: dict[str, Any] | None, valence: float | None,
+                      arousal: float | None, mood_given: bool = True) -> tuple[str, str] | None:
+    """(error_type, message) of the first attribute the caption gets wrong, else None."""
+    g = ground(text, descriptors, valence, arousal, mood_given=mood_given)
+    if g.ok:
+        return None
+    attribute, message = next(iter(g.failures.items()))
+    return UNGROUNDED.format(attribute), message
+
+
+def unusable(descriptors: dict[str, Any] | None, valence: float | None, arousal: float | None) -> tuple[str, str] | None:
+    """(error_type, message) for a clip no caption can be grounded on: silence, missing or NaN inputs."""
+    d = descriptors or {}
+    missing = [k for k in REQUIRED if d.get(k) is None]
+    if missing:
+        return BAD_INPUT, f"descriptors missing: {', '.join(missing)}"
+    numbers = {k: d[k] for k in REQUIRED if k not in ("key", "mode")}
+    va = {"valence": valence, "arousal": arousal}
+    bad = [k for k, x in {**numbers, **va}.items() if x is None or not _finite(x)]
+    if bad:
+        return BAD_INPUT, f"not finite: {', '.join(bad)}"
+    if float(d["loudness_db"]) < SILENCE_DB:
+        return SILENT, f"silence: loudness {float(d['loudness_db']):.0f} dBFS"
+    return None
+
+
+def _finite(x: Any) -> bool:
+    try:
+        return math.isfinite(float(x))
+    except (TypeError, ValueError):
+        return False
 
 
 def repeated_ngram_fraction(words: list[str], n: int = 3) -> float:
@@ -119,59 +157,3 @@ def repeated_ngram_fraction(words: list[str], n: int = 3) -> float:
 
 def _words(text: str) -> list[str]:
     return re.findall(r"[a-z0-9#']+", text.lower())
-
-
-_BPM = re.compile(r"(\d+(?:\.\d+)?)\s*(?:-\s*)?(?:bpm|beats per minute|beats a minute)\b", re.IGNORECASE)
-_TEMPO_WORDS = tuple(word for _, word in TEMPO_BANDS)
-_TEMPO_WORD = re.compile(r"\b(" + "|".join(_TEMPO_WORDS) + r")\b", re.IGNORECASE)
-
-
-def _tempo_problem(text: str, d: dict[str, Any], limits: Limits) -> tuple[str, str] | None:
-    bpm = float(d.get("tempo_bpm", 0.0))
-    slack = max(MIN_BPM_SLACK, limits.bpm_tolerance * bpm)
-    for m in _BPM.finditer(text):
-        if abs(float(m.group(1)) - bpm) > slack:
-            return UNGROUNDED_TEMPO, f"states {m.group(0)!r}, measured {bpm:.0f} BPM"
-    # Near a band edge either neighbour's word is fair: 107 BPM may be called lively.
-    s = limits.tempo_word_slack_bpm
-    allowed = {tempo_word(max(bpm - s, 0.0)), tempo_word(bpm), tempo_word(bpm + s)}
-    for m in _TEMPO_WORD.finditer(text):
-        if m.group(1).lower() not in allowed:
-            return UNGROUNDED_TEMPO, f"calls the tempo {m.group(1)!r}, measured {bpm:.0f} BPM ({tempo_word(bpm)})"
-    return None
-
-
-_PITCH = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
-# The note letter is case-sensitive so the article "a minor ..." is not read as A minor.
-_KEY = re.compile(r"\b([A-G])(#|♯|b|♭|-sharp|-flat| sharp| flat)?[ -](?i:(major|minor))\b")
-_MODE = re.compile(r"\b(major|minor)[ -](?:key|mode|tonality|scale)\b", re.IGNORECASE)
-
-
-def _pitch_class(letter: str, accidental: str | None) -> int:
-    shift = {"#": 1, "♯": 1, "-sharp": 1, " sharp": 1, "b": -1, "♭": -1, "-flat": -1, " flat": -1}
-    return (_PITCH[letter] + shift.get(accidental or "", 0)) % 12
-
-
-def _key_problem(text: str, d: dict[str, Any]) -> tuple[str, str] | None:
-    key, mode = str(d.get("key", "")), str(d.get("mode", "")).lower()
-    if not key or key[0] not in _PITCH:
-        return None  # nothing measured to compare against
-    measured = _pitch_class(key[0], key[1:] or None)
-    for m in _KEY.finditer(text):
-        if _pitch_class(m.group(1), m.group(2)) != measured or m.group(3).lower() != mode:
-            return UNGROUNDED_KEY, f"states {m.group(0)!r}, measured {key} {mode}"
-    for m in _MODE.finditer(text):
-        if m.group(1).lower() != mode:
-            return UNGROUNDED_KEY, f"states {m.group(0)!r}, measured {key} {mode}"
-    return None
-
-
-def _mood_problem(text: str, valence: float, arousal: float) -> tuple[str, str] | None:
-    # Only the opposite quadrant is a contradiction: VA labels near 0.5 make neighbouring
-    # quadrants' words plausible, but a calm clip (high V, low A) is never "tense" or "agitated".
-    opposite = QUADRANT_MOODS[(valence < 0.5, arousal < 0.5)]
-    lowered = _words(text)
-    for word in opposite:
-        if word in lowered:
-            return UNGROUNDED_MOOD, f"says {word!r}, but valence {valence:.2f} / arousal {arousal:.2f}"
-    return None

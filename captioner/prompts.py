@@ -5,25 +5,28 @@ must bump it: captions written with different prompts are then distinguishable i
 
 The tags-llm prompt is LP-MusicCaps style: measured descriptors and VA mood words become tags,
 and the model rewrites the tags as prose. Small models (SmolLM2-135M) invent lyrics, singers
-and instruments when asked bare, so the chat carries worked few-shot examples whose answers use
-only the tags they were given.
+and instruments when asked bare, and copy the shape of the last example they saw, so the chat
+carries worked few-shot examples whose answers use only their own tags, drawn per clip from a
+pool of differently shaped answers (``variant``); each clip also gets its own subset of the
+optional facts, so captions of similar clips do not all say the same things in the same order.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
-from captioner.vocab import brightness_word, loudness_word, mood_words, rhythm_word, tempo_word
+from captioner.vocab import SCALES, has_pulse, mood_words, tempo_word
 
-PROMPT_VERSION = "tags-v1"
+PROMPT_VERSION = "tags-v2"
 # audio-v2: the release's caption style (genre, instruments, performance, recording quality,
 # mood) with the measured facts the caption must not contradict.
 AUDIO_PROMPT_VERSION = "audio-v2"
+MOODS = ("labels", "none")  # --caption_mood: mood tags from the VA labels, or no mood at all
 
 SYSTEM = (
-    "You write short captions for instrumental music clips. Use only the facts in the tags: "
-    "the tempo, key, dynamics, timbre, rhythm and mood. Do not mention lyrics, singers, "
-    "instruments or genres. Answer with one or two plain English sentences."
+    "You write short captions for instrumental music clips. Use only the facts in the tags, each "
+    "once, in your own words and order. Do not mention lyrics, singers, instruments or genres. "
+    "Answer with one or two plain English sentences."
 )
 
 # Captions of the IMEMNet-C release read like MusicCaps: genre, instruments, performance,
@@ -44,78 +47,140 @@ AUDIO_MOOD_FROM_LABELS = "The listeners' mood is given: use these mood words."
 AUDIO_MOOD_FROM_MODEL = "Judge the mood from what you hear."
 AUDIO_CLOSING = "Do not invent lyrics or singers you cannot hear. Answer with the caption only."
 # Mood sources: where a caption's mood words come from (recorded in the captioner id).
-MOOD_SOURCES = ("labels", "none")
+MOOD_SOURCES = MOODS
+
+# Optional facts: tag label -> scale attribute. Tempo, key and (with labels) mood are always given.
+OPTIONAL = {"dynamics": "loudness", "timbre": "timbre", "rhythm": "rhythm", "texture": "percussion",
+            "level over time": "dynamics", "harmony": "harmony", "noise": "noisiness"}
+FACTS_PER_CLIP = 3
+
 
 @dataclass(frozen=True)
 class Tags:
     """The facts a caption may state, as words (what the prompt shows and grounding checks)."""
 
-    tempo_bpm: int
+    tempo_bpm: int | None  # None: no steady pulse, so no BPM to state
     tempo: str
     key: str
     mode: str
-    dynamics: str
-    timbre: str
-    rhythm: str
-    moods: tuple[str, ...]
+    facts: tuple[tuple[str, str], ...]  # (label, word) of the optional facts shown
+    moods: tuple[str, ...]  # empty with --caption_mood none
 
     def render(self) -> str:
         """The user message body: one tag per line."""
-        return "\n".join([
-            f"tempo: {self.tempo}, about {self.tempo_bpm} BPM",
-            f"key: {self.key} {self.mode}",
-            f"dynamics: {self.dynamics}",
-            f"timbre: {self.timbre}",
-            f"rhythm: {self.rhythm}",
-            f"mood: {', '.join(self.moods)}",
-        ])
+        tempo = f"{self.tempo}, about {self.tempo_bpm} BPM" if self.tempo_bpm is not None else f"{self.tempo} (no BPM)"
+        lines = [f"tempo: {tempo}", f"key: {self.key} {self.mode}"]
+        lines += [f"{label}: {word}" for label, word in self.facts]
+        if self.moods:
+            lines.append(f"mood: {', '.join(self.moods)}")
+        return "\n".join(lines)
 
 
-def tags_for(descriptors: dict[str, Any], valence: float, arousal: float) -> Tags:
-    """Turn measured descriptors and VA labels into the shared vocabulary's words."""
+def available_facts(d: dict[str, Any]) -> list[str]:
+    """Labels of the optional facts the descriptors can support (old datasets lack the newer ones)."""
+    return [label for label, attr in OPTIONAL.items() if d.get(SCALES[attr].field) is not None]
+
+
+def tags_for(descriptors: dict[str, Any], valence: float, arousal: float, variant: int = 0,
+             mood: bool = True, facts: tuple[str, ...] | None = None) -> Tags:
+    """Turn measured descriptors and VA labels into the shared vocabulary's words.
+
+    ``facts``: which optional facts to show (default: ``FACTS_PER_CLIP`` of them, picked by ``variant``).
+    """
     d = descriptors
     bpm = float(d["tempo_bpm"])
+    if facts is None:
+        pool = available_facts(d)
+        start = variant % len(pool) if pool else 0
+        facts = tuple((pool[start:] + pool[:start])[:FACTS_PER_CLIP])
+    shown = tuple((label, SCALES[OPTIONAL[label]].word(float(d[SCALES[OPTIONAL[label]].field]))) for label in facts)
     return Tags(
-        tempo_bpm=round(bpm), tempo=tempo_word(bpm), key=str(d["key"]), mode=str(d["mode"]),
-        dynamics=loudness_word(d["loudness_db"]), timbre=brightness_word(d["brightness"]),
-        rhythm=rhythm_word(d["onset_rate"]), moods=mood_words(valence, arousal),
+        tempo_bpm=round(bpm) if has_pulse(d) else None, tempo=tempo_word(bpm), key=str(d["key"]),
+        mode=str(d["mode"]), facts=shown, moods=mood_words(valence, arousal) if mood else (),
     )
 
 
-# Worked examples: (descriptors, valence, arousal, answer). Each answer states only its tags'
-# facts, and tests check that every answer passes the grounding check against its own tags.
-FEW_SHOT: tuple[tuple[dict[str, Any], float, float, str], ...] = (
-    (
-        {"tempo_bpm": 140.0, "key": "E", "mode": "major", "loudness_db": -12.0,
-         "brightness": 3200.0, "onset_rate": 5.0},
-        0.8, 0.85,
-        "A fast, joyful piece in E major at about 140 BPM, loud and bright with a busy rhythm. "
-        "It sounds energetic and exuberant.",
-    ),
-    (
-        {"tempo_bpm": 68.0, "key": "D", "mode": "minor", "loudness_db": -34.0,
-         "brightness": 900.0, "onset_rate": 1.0},
-        0.2, 0.2,
-        "A slow, melancholic piece in D minor at about 68 BPM. "
-        "Soft and dark in tone with a sparse rhythm, it feels sad and gloomy.",
-    ),
-    (
-        {"tempo_bpm": 92.0, "key": "G", "mode": "major", "loudness_db": -22.0,
-         "brightness": 2000.0, "onset_rate": 2.5},
-        0.7, 0.3,
-        "A calm, warm piece in G major at a moderate tempo of about 92 BPM. "
-        "Its moderately loud, balanced sound and steady rhythm feel serene.",
-    ),
+def _d(bpm, key, mode, loud, bright, onsets, perc, trend, change, noise) -> dict[str, Any]:
+    return {"tempo_bpm": bpm, "key": key, "mode": mode, "key_strength": 0.7, "loudness_db": loud, "brightness": bright,
+            "onset_rate": onsets, "percussive_ratio": perc, "loudness_trend_db": trend,
+            "harmonic_change_rate": change, "noisiness": noise}
+
+
+@dataclass(frozen=True)
+class Example:
+    """A worked example: its clip, the facts its tags show, and an answer stating exactly those."""
+
+    descriptors: dict[str, Any]
+    valence: float
+    arousal: float
+    facts: tuple[str, ...]
+    answer: str  # with mood words; the no-mood answer drops the sentence naming the mood
+    answer_without_mood: str
+
+
+# Differently shaped answers (the opening of each differs), so the model does not learn one template.
+# Tests check each answer passes the grounding check against its own tags, with and without mood.
+EXAMPLES: tuple[Example, ...] = (
+    Example(_d(140.0, "E", "major", -12.0, 3200.0, 5.0, 0.7, 0.0, 1.2, 0.05), 0.85, 0.85,
+            ("dynamics", "rhythm"),
+            "Loud, busy and joyful, this E major clip races along at a fast 140 BPM and sounds exuberant.",
+            "Loud and busy, this E major clip races along at a fast tempo of about 140 BPM."),
+    Example(_d(68.0, "D", "minor", -34.0, 900.0, 1.0, 0.2, -6.0, 0.1, 0.02), 0.2, 0.2,
+            ("timbre", "level over time"),
+            "Mournful and dark, a slow D minor passage near 68 BPM that keeps fading toward silence, gloomy "
+            "to the end.",
+            "Dark in colour, a slow D minor passage near 68 BPM that keeps fading toward silence."),
+    Example(_d(92.0, "G", "major", -22.0, 2000.0, 2.5, 0.45, 0.5, 0.5, 0.04), 0.62, 0.4,
+            ("harmony", "texture"),
+            "Over shifting harmony in G major, partly percussive figures move at a moderate tempo of about 92 BPM; "
+            "the feeling is calm and relaxed.",
+            "Over shifting harmony in G major, partly percussive figures move at a moderate tempo of about 92 BPM."),
+    Example(_d(0.0, "A", "minor", -28.0, 1500.0, 0.3, 0.1, 5.0, 0.05, 0.03), 0.5, 0.45,
+            ("level over time", "harmony"),
+            "With no steady pulse, this A minor music hangs on static harmony and keeps building; its mood "
+            "stays neutral and composed.",
+            "With no steady pulse, this A minor music hangs on static harmony and keeps building."),
+    Example(_d(124.0, "B", "minor", -14.0, 2600.0, 4.5, 0.75, 0.0, 1.1, 0.3), 0.2, 0.85,
+            ("texture", "noise"),
+            "A noisy, percussive B minor track pushes forward at a lively 124 BPM, aggressive and agitated.",
+            "A noisy, percussive B minor track pushes forward at a lively 124 BPM."),
+    Example(_d(80.0, "F", "major", -31.0, 1000.0, 1.2, 0.25, 0.0, 0.6, 0.02), 0.7, 0.3,
+            ("dynamics", "noise"),
+            "Here F major unfolds softly at a moderate tempo near 80 BPM, clean in sound and serene, even "
+            "tranquil, in mood.",
+            "Here F major unfolds softly at a moderate tempo near 80 BPM, clean in sound."),
+    Example(_d(112.0, "C#", "major", -18.0, 2900.0, 3.0, 0.5, 0.0, 1.0, 0.1), 0.65, 0.6,
+            ("timbre", "rhythm"),
+            "Bright colours and a regular rhythm carry this C# major piece at a lively 112 BPM, cheerful and "
+            "upbeat throughout.",
+            "Bright colours and a regular rhythm carry this C# major piece at a lively 112 BPM."),
+    Example(_d(100.0, "D", "major", -20.0, 1900.0, 2.2, 0.3, -5.0, 0.08, 0.15), 0.35, 0.4,
+            ("level over time", "noise"),
+            "Slightly grainy and gradually fading, the music sits in D major at a moderate tempo of about "
+            "100 BPM and sounds wistful.",
+            "Slightly grainy and gradually fading, the music sits in D major at a moderate tempo of about 100 BPM."),
 )
+EXAMPLES_PER_PROMPT = 3
 
 
-def tags_messages(descriptors: dict[str, Any], valence: float, arousal: float) -> list[dict[str, str]]:
-    """The tags-llm chat: system rules, the worked examples, then this clip's tags."""
+def examples_for(variant: int) -> list[Example]:
+    """``EXAMPLES_PER_PROMPT`` examples, rotated by ``variant`` so the last one (the shape a small
+    model copies most) differs from clip to clip."""
+    n = len(EXAMPLES)
+    step = 1 + variant // n % (n - 1)  # vary the companions too, not only the last example
+    last = variant % n
+    return [EXAMPLES[(last - step * k) % n] for k in range(EXAMPLES_PER_PROMPT - 1, -1, -1)]
+
+
+def tags_messages(descriptors: dict[str, Any], valence: float, arousal: float, variant: int = 0,
+                  mood: bool = True) -> list[dict[str, str]]:
+    """The tags-llm chat: system rules, worked examples chosen by ``variant``, then this clip's tags."""
     messages = [{"role": "system", "content": SYSTEM}]
-    for d, v, a, answer in FEW_SHOT:
-        messages.append({"role": "user", "content": tags_for(d, v, a).render()})
-        messages.append({"role": "assistant", "content": answer})
-    messages.append({"role": "user", "content": tags_for(descriptors, valence, arousal).render()})
+    for ex in examples_for(variant):
+        tags = tags_for(ex.descriptors, ex.valence, ex.arousal, mood=mood, facts=ex.facts)
+        messages.append({"role": "user", "content": tags.render()})
+        messages.append({"role": "assistant", "content": ex.answer if mood else ex.answer_without_mood})
+    messages.append({"role": "user", "content": tags_for(descriptors, valence, arousal, variant, mood).render()})
     return messages
 
 
@@ -132,12 +197,10 @@ def audio_facts(descriptors: dict[str, Any], valence: float, arousal: float, moo
     """
     if mood not in MOOD_SOURCES:
         raise ValueError(f"unknown mood source {mood!r}; choose one of: {', '.join(MOOD_SOURCES)}")
-    lines = tags_for(descriptors, valence, arousal).render().splitlines()
-    if float(descriptors.get("tempo_bpm", 0.0)) <= 0.0:
-        lines = ["tempo: no steady pulse" if line.startswith("tempo:") else line for line in lines]
-    if mood == "none":
-        lines = [line for line in lines if not line.startswith("mood:")]
-    return "\n".join(lines)
+    # Every fact the descriptors support (a model that hears the clip can use them all).
+    tags = tags_for(descriptors, valence, arousal, mood=mood == "labels",
+                    facts=tuple(available_facts(descriptors)))
+    return tags.render()
 
 
 def audio_instruction(descriptors: dict[str, Any], valence: float, arousal: float, mood: str = "labels") -> str:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -216,11 +217,16 @@ def _splits(run: dict[str, Any]) -> str:
             "| what | outcome | count |\n| --- | --- | --- |\n" + "\n".join(rows))
 
 
+# A URL's user info, query and fragment (the rule of pipeline.redact; dataset_card does not
+# import the pipeline). run.json is written redacted; older ones may not be.
+_URL_SECRETS = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.\-]*://)(?:[^\s/'\"<>]*@)?([^\s?#'\"<>]*)(?:[?#][^\s'\"<>]*)?")
+
+
 def _public(value: Any) -> Any:
-    """An option value without URL query strings (signed URLs carry credentials there)."""
+    """An option value without URL passwords or query strings (signed URLs carry credentials there)."""
     if isinstance(value, str):
-        return value.split("?", 1)[0] if "://" in value else value
-    if isinstance(value, list):
+        return _URL_SECRETS.sub(r"\1\2", value)
+    if isinstance(value, (list, tuple)):
         return [_public(v) for v in value]
     return value
 

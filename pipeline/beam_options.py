@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 
-import apache_beam as beam
+from pipeline.beam_import import beam  # Beam without its harmless apitools warning
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 LOCAL_DIRECT = ("DirectRunner", "SwitchingDirectRunner")

@@ -40,7 +40,7 @@ import uuid
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Callable, Iterator, NamedTuple
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import yt_dlp
 from yt_dlp.networking.exceptions import (
@@ -58,6 +58,8 @@ from yt_dlp.utils import (
     download_range_func,
     parse_bytes,
 )
+
+from pipeline.redact import redact_text, redact_url  # noqa: F401  (redact_url: also imported from here)
 
 log = logging.getLogger(__name__)
 
@@ -150,21 +152,6 @@ def _copy_from_store(url: str, outtmpl: str) -> str:
 def is_url(uri: str) -> bool:
     """True for ``scheme://...`` strings; a one-letter scheme is a Windows drive, not a URL."""
     return len(urlsplit(uri).scheme) > 1
-
-
-def redact_url(url: str) -> str:
-    """``url`` without query string, fragment or user info: those can hold tokens."""
-    parts = urlsplit(url)
-    host = parts.netloc.rsplit("@", 1)[-1]
-    return urlunsplit((parts.scheme, host, parts.path, "", ""))
-
-
-_URL_SECRET = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.\-]*://)(?:[^\s/@'\"<>]+@)?([^\s?#'\"<>]*)[?#][^\s'\"<>]*")
-
-
-def redact_text(text: str) -> str:
-    """Strip query strings and user info from every URL inside a free-text message."""
-    return _URL_SECRET.sub(r"\1\2", text)
 
 
 def cache_key(url: str, start_s: float | None = None, end_s: float | None = None) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, replace
 
-import apache_beam as beam
+from pipeline.beam_import import beam  # Beam without its harmless apitools warning
 
 from captioner.base import CaptionerConfig, needs_audio, needs_model
 from pipeline import splits, stages

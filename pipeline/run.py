@@ -13,7 +13,7 @@ import uuid
 from contextlib import nullcontext
 from dataclasses import asdict
 
-import apache_beam as beam
+from pipeline.beam_import import beam  # Beam without its harmless apitools warning
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
@@ -89,8 +89,21 @@ def execute(po: PipelineOptions, specs: list[InputSpec], listed: Listed, cfg: gr
     bars = ProgressBars(cfg.progress_dir, totals) if show_progress and cfg.progress_dir else nullcontext()
     with bars:
         result = p.run()
-        result.wait_until_finish()
+        try:
+            result.wait_until_finish()
+        finally:
+            _close_client(result)
     return result
+
+
+def _close_client(result) -> None:
+    """Close the ``distributed.Client`` DaskRunner opens and never closes (other runners have none).
+
+    Left open, it keeps reconnecting once its cluster is gone and logs a ``CancelledError``
+    traceback at interpreter exit, which reads like a failed run.
+    """
+    if type(result).__module__.startswith("apache_beam.runners.dask"):
+        result.client.close()
 
 
 def finalize(output: str) -> dict:

@@ -11,7 +11,8 @@ from typing import Iterator
 import numpy as np
 
 from pipeline import audio, descriptors
-from pipeline.download import DownloadError, Downloader, redact_url
+from pipeline.download import DownloadError, Downloader
+from pipeline.redact import redact_url
 from pipeline.types import Clip, Failure, SongTask
 
 

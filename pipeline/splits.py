@@ -70,7 +70,8 @@ class Placement:
 
 def place(key: str, referenced: Iterable[str]) -> Placement:
     """The split of a referenced song or image (rule 1)."""
-    splits = tuple(sorted(set(referenced), key=lambda s: (PRECEDENCE + (s,)).index(s)))
+    rank = {s: i for i, s in enumerate(PRECEDENCE)}
+    splits = tuple(sorted(set(referenced), key=lambda s: (rank.get(s, len(rank)), s)))
     return Placement(key, strongest(splits), splits)
 
 

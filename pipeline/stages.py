@@ -11,7 +11,7 @@ import time
 from dataclasses import replace
 from typing import Any, Iterable, Iterator
 
-import apache_beam as beam
+from pipeline.beam_import import beam  # Beam without its harmless apitools warning
 from apache_beam.metrics import Metrics
 
 from captioner.base import CaptionerConfig, as_clips_for_caption, build, caption_safely

@@ -10,11 +10,13 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import pyarrow.parquet as pq
+import pipeline.beam_import  # noqa: F401  (first: Beam without its harmless apitools warning)
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from pipeline.inputs import Listed
+from pipeline.redact import redact_value
 from pipeline.splits import policy_report
 from pipeline.stages import NAMESPACE
 from pipeline.writer import ShardInfo, join
@@ -55,8 +57,9 @@ def shard_from_dict(d: dict) -> ShardInfo:
 
 
 def _sanitised(d: dict[str, Any]) -> dict[str, Any]:
-    """Options with anything secret-looking replaced by whether it was set."""
-    return {k: ("<set>" if v and any(w in k.lower() for w in _SECRET_WORDS) else v) for k, v in d.items()}
+    """Options with anything secret-looking replaced by whether it was set, URLs without credentials."""
+    return {k: ("<set>" if v and any(w in k.lower() for w in _SECRET_WORDS) else redact_value(v))
+            for k, v in d.items()}
 
 
 def _versions() -> dict[str, str]:

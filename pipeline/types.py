@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipeline.redact import redact_text
+
 
 class ItemError(Exception):
     """One input item that cannot become a row; ``error_type`` names the reason in the failures
@@ -32,6 +34,11 @@ class Failure:
     message: str
     attempts: int = 1
     kind: str = "song"  # song | clip | image | pair | row
+
+    def __post_init__(self) -> None:
+        # Messages quote URLs (and exceptions quote whatever they were given): whatever a stage
+        # wrote, a failure row never keeps a URL's password or signed query string.
+        object.__setattr__(self, "message", redact_text(self.message))
 
 
 @dataclass(frozen=True)

@@ -57,7 +57,9 @@ class AudioLLMCaptioner:
         flag_value = config.model or DEFAULT_MODEL
         self.source = resolve(flag_value)
         self.device, dtype = pick_device_dtype(self.settings)
-        self.processor, self.model = _load(self.source.name_or_path, flag_value, dtype, self.settings, self.device)
+        trust = self.source.trust_kwargs(self.settings.trust_remote_code, self.settings.revision)
+        self.processor, self.model = _load(self.source.name_or_path, flag_value, dtype, self.settings, self.device,
+                                           trust)
         self.model.eval()
         self.tokenizer = self.processor.tokenizer
         self.audio_token = getattr(self.processor, "audio_token", None)
@@ -169,16 +171,18 @@ def attention_for(settings: GenerationSettings, device: str) -> str:
     return "sdpa"
 
 
-def _load(name_or_path: str, flag_value: str, dtype, settings: GenerationSettings, device: str):
-    """Processor (left padding) and the model class its config names, on ``device``."""
+def _load(name_or_path: str, flag_value: str, dtype, settings: GenerationSettings, device: str, trust: dict):
+    """Processor (left padding) and the model class its config names, on ``device``.
+
+    ``trust``: :meth:`ModelSource.trust_kwargs` (remote code and revision, already checked).
+    """
     import torch
     import transformers
     from transformers import AutoConfig, AutoModelForCausalLM, AutoProcessor
 
-    trust = settings.trust_remote_code
     try:
-        processor = AutoProcessor.from_pretrained(name_or_path, trust_remote_code=trust)
-        config = AutoConfig.from_pretrained(name_or_path, trust_remote_code=trust)
+        processor = AutoProcessor.from_pretrained(name_or_path, **trust)
+        config = AutoConfig.from_pretrained(name_or_path, **trust)
     except (OSError, ValueError, ImportError) as e:
         raise load_error(flag_value, e) from e
     if getattr(processor, "feature_extractor", None) is None or not hasattr(processor, "tokenizer"):
@@ -196,8 +200,8 @@ def _load(name_or_path: str, flag_value: str, dtype, settings: GenerationSetting
             with torch.device(device):
                 model = model_cls._from_config(config, dtype=dtype, attn_implementation=attn)
         else:
-            model = model_cls.from_pretrained(name_or_path, dtype=dtype, trust_remote_code=trust,
-                                              attn_implementation=attn).to(device)
+            model = model_cls.from_pretrained(name_or_path, dtype=dtype, attn_implementation=attn,
+                                              **trust).to(device)
     except (OSError, ValueError, ImportError) as e:
         raise load_error(flag_value, e) from e
     processor.tokenizer.padding_side = "left"  # decoder-only generation continues at the right edge

@@ -6,15 +6,23 @@ LP-MusicCaps style. Any causal LM that transformers loads works (``--model`` a l
 from the right edge, so padding must sit on the left); rejected captions are regenerated with
 new seeds up to ``retries`` times. With sampling on, a clip's text depends on the seed *and*
 on its batch (the RNG stream is shared across the batch); greedy decoding does not.
+
+Decoding forbids repeating a 3-token phrase and mildly penalises reused tokens, both counted in the
+answer only (the standard processors would count the prompt, and so forbid the very tag words the
+answer must use). Each clip's prompt draws its worked examples and optional facts by a stable hash
+of its id and the attempt, so captions vary in shape and a retry sees a different prompt. Clips no
+caption can be grounded on (silence, missing or NaN descriptors) are rejected before generation.
 """
 from __future__ import annotations
 
-from typing import Sequence
+import zlib
+from dataclasses import dataclass
+from typing import Any, Sequence
 
 from captioner.base import CaptionerConfig, CaptionResult, ClipForCaption, register
 from captioner.generation import GenerationSettings, caption_with_retries, pick_device_dtype, seeded
-from captioner.postprocess import Checked, Limits, postprocess
-from captioner.prompts import PROMPT_VERSION, plain_prompt, tags_messages
+from captioner.postprocess import Checked, Limits, postprocess, unusable
+from captioner.prompts import MOODS, PROMPT_VERSION, plain_prompt, tags_messages
 from captioner.weights import ModelSource, WeightsMissing, load_error, resolve
 
 
@@ -26,19 +34,38 @@ class TagsLLMCaptioner:
 
     def __init__(self, config: CaptionerConfig):
         self.settings = GenerationSettings.from_extra(config.extra)
+        self.decoding = AnswerDecoding.from_extra(config.extra)
+        self.mood = str(config.extra.get("mood") or "labels")
+        if self.mood not in MOODS:
+            raise ValueError(f"caption mood {self.mood!r}: choose one of {', '.join(MOODS)}")
         self.limits = Limits()
         self.source = resolve(config.model)
         self.device, dtype = pick_device_dtype(self.settings)
-        self.tokenizer, self.model = _load(self.source, config.model, dtype, self.settings.trust_remote_code)
+        self.tokenizer, self.model = _load(self.source, config.model, dtype,
+                                           self.source.trust_kwargs(self.settings.trust_remote_code,
+                                                                    self.settings.revision))
         self.model.to(self.device).eval()
-        self.id = f"tags-llm/{self.source.display_id}/{PROMPT_VERSION}"
+        self.id = f"tags-llm/{self.source.display_id}/{PROMPT_VERSION}+mood-{self.mood}"
 
     def caption(self, batch: Sequence[ClipForCaption]) -> list[CaptionResult]:
-        return caption_with_retries(batch, self.generate_raw, self._check, self.settings, self.id)
+        results: list[CaptionResult | None] = [None] * len(batch)
+        usable = []
+        for i, clip in enumerate(batch):
+            problem = unusable(clip.descriptors, clip.valence, clip.arousal)
+            if problem:
+                results[i] = CaptionResult(clip.clip_id, None, self.id, *problem, attempts=0)
+            else:
+                usable.append(i)
+        if usable:
+            done = caption_with_retries([batch[i] for i in usable], self.generate_raw, self._check, self.settings, self.id)
+            for i, r in zip(usable, done, strict=True):
+                results[i] = r
+        return [r for r in results if r is not None]
 
-    def prompt(self, clip: ClipForCaption) -> str:
+    def prompt(self, clip: ClipForCaption, attempt: int = 0) -> str:
         """The full prompt text for one clip (chat template when the tokenizer has one)."""
-        messages = tags_messages(clip.descriptors, clip.valence, clip.arousal)
+        variant = zlib.crc32(clip.clip_id.encode("utf-8")) + attempt
+        messages = tags_messages(clip.descriptors, clip.valence, clip.arousal, variant, mood=self.mood == "labels")
         if self.tokenizer.chat_template:
             return self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
         return plain_prompt(messages)
@@ -48,27 +75,72 @@ class TagsLLMCaptioner:
         import torch
 
         # The template already holds BOS/special tokens; adding them again would double BOS.
-        enc = self.tokenizer([self.prompt(c) for c in clips], return_tensors="pt", padding=True,
+        enc = self.tokenizer([self.prompt(c, attempt) for c in clips], return_tensors="pt", padding=True,
                              add_special_tokens=False).to(self.device)
         with seeded(self.settings.seed_for(attempt), self.device), torch.inference_mode():
             out = self.model.generate(**enc, **self.settings.generate_kwargs(attempt),
+                                      logits_processor=self.decoding.processors(enc["input_ids"].shape[1]),
                                       pad_token_id=self.tokenizer.pad_token_id)
         new = out[:, enc["input_ids"].shape[1]:]  # left padding: every prompt ends at the same column
         return self.tokenizer.batch_decode(new, skip_special_tokens=True)
 
     def _check(self, clip: ClipForCaption, raw: str) -> Checked:
-        return postprocess(raw, clip.descriptors, clip.valence, clip.arousal, limits=self.limits)
+        return postprocess(raw, clip.descriptors, clip.valence, clip.arousal, limits=self.limits,
+                           hears_audio=False, mood_given=self.mood == "labels")
 
 
-def _load(source: ModelSource, flag_value: str | None, dtype, trust_remote_code: bool):
-    """Tokenizer (left padding, a pad token) and model, or one :class:`WeightsMissing`."""
+@dataclass(frozen=True)
+class AnswerDecoding:
+    """Repetition controls applied to the generated answer only (``CaptionerConfig.extra`` keys)."""
+
+    no_repeat_ngram_size: int = 3  # 0: off
+    repetition_penalty: float = 1.1  # 1.0: off
+
+    @classmethod
+    def from_extra(cls, extra: dict[str, Any]) -> "AnswerDecoding":
+        n = int(extra.get("no_repeat_ngram_size", cls.no_repeat_ngram_size))
+        penalty = float(extra.get("repetition_penalty", cls.repetition_penalty))
+        if n < 0 or penalty < 1.0:
+            raise ValueError("no_repeat_ngram_size must be >= 0 and repetition_penalty >= 1")
+        return cls(n, penalty)
+
+    def processors(self, prompt_len: int):
+        from transformers import LogitsProcessorList
+
+        return LogitsProcessorList([_AnswerOnly(prompt_len, self.no_repeat_ngram_size, self.repetition_penalty)])
+
+
+class _AnswerOnly:
+    """Runs transformers' no-repeat-n-gram and repetition-penalty processors on the new tokens."""
+
+    def __init__(self, prompt_len: int, n: int, penalty: float):
+        from transformers import NoRepeatNGramLogitsProcessor, RepetitionPenaltyLogitsProcessor
+
+        self.prompt_len = prompt_len  # left padding: every prompt ends at this column
+        self.no_repeat = NoRepeatNGramLogitsProcessor(n) if n > 0 else None
+        self.penalty = RepetitionPenaltyLogitsProcessor(penalty) if penalty > 1.0 else None
+
+    def __call__(self, input_ids, scores):
+        answer = input_ids[:, self.prompt_len:]
+        if answer.shape[1] == 0:
+            return scores
+        if self.penalty is not None:
+            scores = self.penalty(answer, scores)
+        if self.no_repeat is not None and answer.shape[1] >= self.no_repeat.ngram_size:
+            scores = self.no_repeat(answer, scores)
+        return scores
+
+
+def _load(source: ModelSource, flag_value: str | None, dtype, trust: dict):
+    """Tokenizer (left padding, a pad token) and model, or one :class:`WeightsMissing`.
+
+    ``trust``: :meth:`ModelSource.trust_kwargs` (remote code and revision, already checked).
+    """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     try:
-        tok = AutoTokenizer.from_pretrained(source.name_or_path, trust_remote_code=trust_remote_code,
-                                            **source.kwargs())
-        model = AutoModelForCausalLM.from_pretrained(source.name_or_path, dtype=dtype,
-                                                     trust_remote_code=trust_remote_code, **source.kwargs())
+        tok = AutoTokenizer.from_pretrained(source.name_or_path, **trust, **source.kwargs())
+        model = AutoModelForCausalLM.from_pretrained(source.name_or_path, dtype=dtype, **trust, **source.kwargs())
     except (OSError, ValueError, ImportError) as e:  # missing files, unknown id, no `gguf` package
         raise load_error(flag_value or source.name_or_path, e) from e
     tok.padding_side = "left"

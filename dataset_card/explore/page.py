@@ -14,7 +14,7 @@ from bokeh.embed import file_html
 from bokeh.events import DocumentReady
 from bokeh.layouts import column, row
 from bokeh.models import (BooleanFilter, CategoricalColorMapper, CDSView, CheckboxGroup, ColumnDataSource, CustomJS, DataTable, Div,
-                          HTMLTemplateFormatter, NumberFormatter, Select, StringFormatter, TableColumn,
+                          HTMLTemplateFormatter, NumberFormatter, Scatter, Select, StringFormatter, TableColumn,
                           TabPanel, Tabs, TapTool, TextInput)
 from bokeh.plotting import figure
 from bokeh.resources import INLINE
@@ -134,6 +134,9 @@ def _plane(clips, images, clip_view, image_view, colour):
     clip_renderer = plane.scatter("valence", "arousal", source=clips, view=clip_view, size=6,
                                   fill_color=colour, line_color=colour,
                                   fill_alpha=0.6, legend_label="clips", name="clip_points")
+    clip_renderer.selection_glyph = Scatter(size=12, fill_color=colour, line_color="black", line_width=2)
+    clip_renderer.nonselection_glyph.fill_alpha = 0.3  # the other clips stay visible around a selected one
+    clip_renderer.nonselection_glyph.line_alpha = 0.3
     plane.legend.click_policy = "hide"
     plane.legend.location = "top_left"
     plane.select_one(TapTool).renderers = [clip_renderer, image_renderer]

@@ -5,6 +5,7 @@ import argparse
 import json
 import os
 import shlex
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -12,7 +13,7 @@ from pathlib import Path
 
 from pipeline.rehearsal import deam_tree, images, inputs, plan
 
-DEAM, IMAGES, RECORD = "DEAM", "images", "rehearsal.json"
+DEAM, IMAGES, BANK, RECORD = "DEAM", "images", "bank", "rehearsal.json"
 MATCHING_NAMES = {"test": inputs.TEST, "validation": inputs.VALIDATION}
 
 
@@ -85,6 +86,8 @@ def write(args: argparse.Namespace) -> Rehearsal:
     """Write the rehearsal folder that ``args`` describe; returns its record (also in rehearsal.json)."""
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    for ours in (DEAM, IMAGES, BANK):  # a previous rehearsal's songs would be read as songs of this one
+        shutil.rmtree(out / ours, ignore_errors=True)
     t = time.perf_counter()
     found = inputs.find(args.imemnet_dir)
     if found.origin == "stand-ins":
@@ -92,7 +95,7 @@ def write(args: argparse.Namespace) -> Rehearsal:
     made = plan.make_plan(found, args.fraction, args.songs, args.images, args.broken_songs)
     r = Rehearsal(out, found.origin, seconds={"plan": time.perf_counter() - t})
     t = time.perf_counter()
-    bank = deam_tree.build_bank(out / "bank", max(1, args.bank_variants), args.seed, args.workers)
+    bank = deam_tree.build_bank(out / BANK, max(1, args.bank_variants), args.seed, args.workers)
     r.seconds["audio_bank"] = time.perf_counter() - t
     t = time.perf_counter()
     r.counts["deam"] = deam_tree.write_tree(out / DEAM, made.songs, bank, set(made.broken), args.seed)

@@ -13,12 +13,12 @@ from __future__ import annotations
 import io
 import json
 import random
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+import psutil
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -26,6 +26,7 @@ import soundfile as sf
 from PIL import Image
 
 from dataset_card import schema
+from tests.benchmarks.procmon import measure, tree_rss
 from tests.benchmarks.records import write_record
 from tests.browser import chromium, missing, wait_for
 from tests.dataset_card.test_explore import page_data
@@ -99,18 +100,13 @@ def write_synthetic(root: Path, n: dict[str, int], seed: int = 0) -> Path:
     return root
 
 
-_MAIN_WITH_RSS = ("import resource, sys; from dataset_card.__main__ import main; rc = main(sys.argv[1:]); "
-                  "print('MAXRSS', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(rc)")
-
-
 def _write_page(folder: Path, out: Path, *extra: str) -> dict:
-    """``python -m dataset_card explore`` in its own process: wall time and that process's peak RSS."""
-    t0 = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", _MAIN_WITH_RSS, "explore", str(folder), "--out", str(out), *extra],
-                          check=True, cwd=ROOT, capture_output=True, text=True)
-    rss_kib = int(done.stdout.rsplit("MAXRSS", 1)[1])
+    """``python -m dataset_card explore`` in its own process: wall time and peak RSS (sampled)."""
+    usage = measure([sys.executable, "-m", "dataset_card", "explore", str(folder), "--out", str(out), *extra],
+                    cwd=ROOT, interval_s=0.1)
+    assert usage.returncode == 0
     media = [p for p in (out / "media").rglob("*") if p.is_file()] if (out / "media").exists() else []
-    return {"write_s": round(time.perf_counter() - t0, 2), "peak_rss_mb": round(rss_kib / 1024, 1),
+    return {"write_s": round(usage.wall_s, 2), "peak_rss_mb": round(usage.peak_rss_bytes / 1e6, 1),
             "page_mb": round((out / "index.html").stat().st_size / 1e6, 2), "media_files": len(media),
             "media_mb": round(sum(p.stat().st_size for p in media) / 1e6, 1)}
 
@@ -139,17 +135,9 @@ def _in_browser(page: Path, test_clips: int) -> dict:
                                                    : requestAnimationFrame(poll));
             requestAnimationFrame(poll);""", test_clips))
         errors = [e for e in d.get_log("browser") if e["level"] == "SEVERE"]
-        browser_rss = _tree_rss_mb(d.service.process.pid)
+        browser_rss = round(tree_rss(psutil.Process(d.service.process.pid))[0] / 1e6, 1)  # chromedriver + Chromium
     return {"ready_ms": round(ready_ms), "browser_rss_mb_after_load": browser_rss, **{k: (round(v, 1) if isinstance(v, float) else v) for k, v in figures.items()},
             "console_errors": len(errors)}
-
-
-def _tree_rss_mb(pid: int) -> float:
-    """RSS summed over chromedriver and every Chromium process under it."""
-    import psutil
-
-    root = psutil.Process(pid)
-    return round(sum(p.memory_info().rss for p in [root, *root.children(recursive=True)]) / 1e6, 1)
 
 
 @pytest.mark.skipif(missing() is not None, reason=str(missing()))

@@ -11,8 +11,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from captioner import job, merge, records
+from captioner.backends.descriptor import PROMPT_VERSION as TEMPLATE_VERSION
 from captioner.base import CaptionResult
+from captioner.prompts import PROMPT_VERSION as TAGS_VERSION
 from tests.e2e_helpers import accelerate_two_cpu_processes
+
+DESCRIPTOR_ID = f"descriptor/none/{TEMPLATE_VERSION}+mood-labels"  # the job's default captioner
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -66,7 +70,7 @@ def test_descriptor_job_in_process_keeps_table_identical(run_dir):
         meta = pq.ParquetFile(run_dir / "data/music" / name).metadata
         assert meta.num_row_groups == meta_before[name].num_row_groups
     summary = json.loads((run_dir / "captions/summary.json").read_text())
-    assert summary["accepted"] == 12 and summary["captioner"] == "descriptor/none/template-v1"
+    assert summary["accepted"] == 12 and summary["captioner"] == DESCRIPTOR_ID
     # A rerun finds everything recorded and captions nothing.
     again = job.run(["--input", str(run_dir), "--backend", "descriptor", "--no_progress"])
     assert (again.skipped, again.captioned) == (12, 0)
@@ -97,7 +101,7 @@ def test_interrupted_then_resumed_two_process_run_gives_the_same_set(run_dir, tm
     shutil.copytree(run_dir, reference)
     shutil.rmtree(reference / "captions")
     job.run(["--input", str(reference), "--backend", "descriptor", "--no_progress"])
-    key = "descriptor/none/template-v1"
+    key = DESCRIPTOR_ID
     assert records.read_all(run_dir, key) == records.read_all(reference, key)
     assert {n: t.column("caption").to_pylist() for n, t in tables(run_dir).items()} == \
         {n: t.column("caption").to_pylist() for n, t in tables(reference).items()}
@@ -137,7 +141,7 @@ def test_tiny_llm_rejects_are_recorded_and_keep_the_old_caption(run_dir, tmp_pat
                       "--retries", "0", "--batch_size", "8", "--no_progress"])
     summary = json.loads((run_dir / "captions/summary.json").read_text())
     assert result.captioned + result.rejected == 12 and summary["rejected"] == result.rejected
-    assert summary["captioner"] == "tags-llm/tiny/tags-v1"
+    assert summary["captioner"] == f"tags-llm/tiny/{TAGS_VERSION}+mood-labels"
     for clip_id, why in summary["rejects"].items():
         assert why["error_type"].startswith("caption_") and why["attempts"] == 1
     if result.captioned == 0:  # random weights: nothing accepted, so the table is unchanged
@@ -200,7 +204,7 @@ def test_rerun_with_another_backend_or_model_captions_every_clip_again(run_dir, 
     assert (again.skipped, again.captioned) == (12, 0)
     back = run_job(run_dir, "--backend", "descriptor")  # its earlier records still count for it
     assert (back.skipped, back.captioned) == (12, 0)
-    assert {c for t in tables(run_dir).values() for c in t.column("captioner").to_pylist()} == {"descriptor/none/template-v1"}
+    assert {c for t in tables(run_dir).values() for c in t.column("captioner").to_pylist()} == {DESCRIPTOR_ID}
     assert sorted(records.read_all(run_dir, "scripted/m1/v1")) == ids
 
 
@@ -211,7 +215,7 @@ def test_rejected_clips_are_retried_only_when_asked(run_dir, scripted):
     assert (first.captioned, first.rejected) == (8, 4)
     kept = {i: c for t in tables(run_dir).values()
             for i, c in zip(t.column("clip_id").to_pylist(), t.column("captioner").to_pylist())}
-    assert {kept[i] for i in ids[:4]} == {"descriptor/none/template-v1"}  # rejects keep the pipeline's caption
+    assert {kept[i] for i in ids[:4]} == {DESCRIPTOR_ID}  # rejects keep the pipeline's caption
     scripted.REJECT = set()
     plain = run_job(run_dir, "--backend", "scripted")  # a reject is a result: a plain rerun keeps it
     assert (plain.skipped, plain.captioned) == (12, 0)

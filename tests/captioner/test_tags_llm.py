@@ -32,7 +32,10 @@ def make(model_dir, **extra):
 
 def test_registry_builds_tags_llm_with_versioned_id(tiny_lm_dir):
     cap = make(tiny_lm_dir)
-    assert cap.id == f"tags-llm/{tiny_lm_dir.name}/{PROMPT_VERSION}"
+    assert cap.id == f"tags-llm/{tiny_lm_dir.name}/{PROMPT_VERSION}+mood-labels"
+    assert make(tiny_lm_dir, mood="none").id.endswith("+mood-none")
+    with pytest.raises(ValueError, match="caption mood"):
+        make(tiny_lm_dir, mood="maybe")
     assert cap.tokenizer.padding_side == "left"
     prompt = cap.prompt(clips()[0])
     assert prompt.startswith("<|im_start|>system") and prompt.endswith("<|im_start|>assistant\n")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from captioner.prompts import FEW_SHOT, SYSTEM, tags_for
+from captioner.prompts import EXAMPLES, SYSTEM, tags_for
 
 CHATML = (
     "{% for m in messages %}<|im_start|>{{ m['role'] }}\n"
@@ -26,7 +26,8 @@ def train_tokenizer(folder: Path, extra_specials: list[str] = (), vocab_size: in
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
-    corpus = [SYSTEM] + [tags_for(d, v, a).render() + "\n" + ans for d, v, a, ans in FEW_SHOT] + list(texts)
+    corpus = [SYSTEM] + [tags_for(e.descriptors, e.valence, e.arousal, facts=e.facts).render() + "\n" + e.answer
+                           for e in EXAMPLES] + list(texts)
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()

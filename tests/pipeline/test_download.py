@@ -354,6 +354,7 @@ def test_leftovers_of_a_killed_run_do_not_break_a_later_fetch(http_server, tmp_p
 def test_redaction_helpers():
     assert redact_url("https://u:p@h.example/a/b.mp3?sig=abc#t=1") == "https://h.example/a/b.mp3"
     assert redact_text("failed on https://h/x?token=abc now") == "failed on https://h/x now"
+    assert redact_text("at https://alice:pw@h/x.mp3 and http://u:p@ss@h2/y#k") == "at https://h/x.mp3 and http://h2/y"
     assert cache_key("u", 1, 2) == cache_key("u", 1.0, 2.0) != cache_key("u")
 
 

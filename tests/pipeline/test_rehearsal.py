@@ -157,3 +157,16 @@ def test_validate_train_and_evaluate_with_matching_files(tiny, tmp_path, capsys)
     # the test file scores exactly the test pairs the dataset kept; the validation file's clips are not in test
     assert test_file["pairs_present"] == test_pairs and val_file["pairs_present"] == 0
     assert test_file["problems"] > 0  # its repeated lines, reported by the evaluator's own reader
+
+
+def test_rerun_into_the_same_folder_replaces_the_songs(tmp_path):
+    out = tmp_path / "r"
+    for n in (4, 2):
+        argv = ["--out", str(out), "--songs", str(n), "--images", "40", "--bank_variants", "1", "--broken_songs", "0"]
+        assert rehearsal_main(argv) == 0
+    assert len(list((out / "DEAM" / "DEAM_audio" / "MEMD_audio").glob("*.mp3"))) == 2
+
+
+def test_missing_imemnet_dir_is_a_clear_error(tmp_path, capsys):
+    assert rehearsal_main(["--out", str(tmp_path / "r"), "--imemnet_dir", str(tmp_path / "nowhere")]) == 2
+    assert "expected image_va.csv, test_matching.txt and val_matching.txt" in capsys.readouterr().err

@@ -84,10 +84,22 @@ def test_portable_runner_loopback(reference, tmp_path):
 
 
 @pytest.mark.slow
-def test_dask_runner_local_cluster(reference, tmp_path):
+def test_dask_runner_local_cluster(reference, tmp_path, monkeypatch):
     distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+    clients = []
+
+    class RecordedClient(distributed.Client):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            clients.append(self)
+
+    monkeypatch.setattr(distributed, "Client", RecordedClient)  # the one DaskRunner opens
+    # preload: workers import Beam through pipeline.beam_import before any task needs it.
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                                  preload=["pipeline.beam_import"]) as cluster:
         assert len(cluster.workers) == 2
         s = _same_as_reference(reference, tmp_path, "--runner=apache_beam.runners.dask.dask_runner.DaskRunner",
                                f"--dask_client_address={cluster.scheduler_address}")
+        # Closed before its cluster goes: an open one logs a CancelledError traceback at exit.
+        assert [c.status for c in clients] == ["closed"]
     assert s.runner.endswith("DaskRunner")

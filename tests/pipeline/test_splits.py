@@ -51,8 +51,10 @@ def test_overlap_moves_duplicates_and_conflicts():
         PairTask("2-10", "a", 0.1, "test"),    # song 2 test, image a validation: conflict
         PairTask("3-9", "zz", 0.1, "test"),    # image never written: missing
     ]
-    placed, clip_split, image_split, out = _outcomes(pairs, ["1-9", "1-10", "2-9", "2-10", "3-9"])
-    del image_split["zz"]
+    placed = _place_all(pairs)
+    assert placed["song:1"].split == placed["image:a"].split == "validation" and placed["song:2"].split == "test"
+    clip_split = {"1-9": "validation", "1-10": "validation", "2-9": "test", "2-10": "test", "3-9": "test"}
+    image_split = {"a": "validation", "b": "test"}  # "zz" was never written
     out = splits.resolve_pairs(pairs, clip_split, image_split)
     labels = collections.Counter(o.label for o in out)
     assert labels == {"pairs/kept/validation": 1, "pairs/dropped/split_overlap": 1, "pairs/moved/test->validation": 1,

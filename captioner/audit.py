@@ -1,0 +1,357 @@
+"""Caption quality report: how varied, how repetitive and how true the captions of a run are.
+
+    python -m captioner.audit RUN_OR_DATASET [--out DIR]
+
+Reads the `music` shards (``data/music/*.parquet``, only the caption, captioner, descriptor and VA
+columns, batch by batch) and the failures table of a pipeline run or a built dataset folder, and
+reports per captioner id: diversity (unique share, distinct-1/2/3, vocabulary), length, repeated
+phrases, the share of the most common skeleton and opening (numbers, keys and vocabulary words
+masked), grounding failures per attribute, self-contradictions, forbidden content and where the
+mood words came from. Writes ``caption_audit.json`` and ``caption_audit.md`` and prints the table.
+Whatever it cannot compute (no descriptors, no VA, no failures table) is said in ``notes``,
+never counted as a pass.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from captioner.grounding import ATTRIBUTES, KEY_PATTERN, contradictions, forbidden, ground, mood_claims
+from captioner.vocab import all_phrases, phrase_pattern
+
+MUSIC_GLOB = "data/music/*.parquet"
+FAILURES_GLOBS = ("failures/*.parquet", "data/failures/*.parquet")
+JSON_NAME, MD_NAME = "caption_audit.json", "caption_audit.md"
+OPENING_WORDS = 5
+REPEAT_N = 3
+COLUMNS = ("clip_id", "caption", "captioner", "descriptors", "valence", "arousal")
+MOOD_NONE_TAG = "mood-none"
+MOOD_LABELS_TAG = "mood-labels"
+
+
+# --- one caption ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CaptionFlags:
+    """What is wrong with one caption (the explorer shows these per clip)."""
+
+    repeated_phrase: bool  # a 3-word phrase repeats inside the caption
+    self_contradiction: bool  # two tempo/loudness/timbre words that disagree
+    grounding_failures: tuple[str, ...]  # attribute names: "tempo", "key", "loudness", "timbre", ...
+    forbidden: tuple[str, ...]  # "lyrics", "singer", "instrument", "genre"
+
+    @property
+    def any(self) -> bool:
+        return self.repeated_phrase or self.self_contradiction or bool(self.grounding_failures or self.forbidden)
+
+
+def words(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9#']+", (text or "").lower())
+
+
+def has_repeated_phrase(tokens: Sequence[str], n: int = REPEAT_N) -> bool:
+    grams = [tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1)]
+    return len(set(grams)) < len(grams)
+
+
+def hears_audio(captioner_id: str) -> bool:
+    """Whether the captioner named by ``captioner_id`` listened to the clip.
+
+    Registered backends say so themselves (``needs_audio``); captions of unknown origin (a source's
+    own captions, human-written) are given the benefit of the doubt.
+    """
+    from captioner.base import BACKENDS
+    from captioner import backends  # noqa: F401  (registers the built-in backends)
+
+    backend = BACKENDS.get(captioner_id.split("/", 1)[0])
+    return True if backend is None else bool(getattr(backend, "needs_audio", True))
+
+
+def mood_given(captioner_id: str) -> bool:
+    return MOOD_NONE_TAG not in captioner_id.split("/")[-1]
+
+
+def flag_caption(caption: str, descriptors: dict | None, valence: float | None,
+                 arousal: float | None, captioner_id: str = "") -> CaptionFlags:
+    """Flags of one caption; checks whose inputs are missing (descriptors, VA) are skipped."""
+    text = caption or ""
+    g = ground(text, descriptors, valence, arousal, mood_given=mood_given(captioner_id))
+    return CaptionFlags(
+        repeated_phrase=has_repeated_phrase(words(text)),
+        self_contradiction=bool(contradictions(text)),
+        grounding_failures=tuple(a for a in ATTRIBUTES if a in g.failures),
+        forbidden=forbidden(text, hears_audio(captioner_id)),
+    )
+
+
+_VOCAB = phrase_pattern(all_phrases())
+_NUMBER = re.compile(r"^\d+(?:\.\d+)?$")
+
+
+def masked(text: str) -> list[str]:
+    """Words with keys, vocabulary phrases and numbers replaced by placeholders."""
+    text = KEY_PATTERN.sub(" KEYTOKEN ", text or "")
+    text = _VOCAB.sub(" VOCABTOKEN ", text)
+    out = []
+    for w in words(text):
+        out.append("<key>" if w == "keytoken" else "<w>" if w == "vocabtoken" else "<n>" if _NUMBER.match(w) else w)
+    return out
+
+
+# --- one captioner id -----------------------------------------------------------------------
+@dataclass
+class _Tally:
+    """Running counts for one captioner id (memory: the n-gram sets, bounded by the vocabulary)."""
+
+    captions: int = 0
+    texts: set = field(default_factory=set)
+    grams: list = field(default_factory=lambda: [set(), set(), set()])
+    gram_totals: list = field(default_factory=lambda: [0, 0, 0])
+    lengths: list = field(default_factory=list)
+    repeated: int = 0
+    skeletons: Counter = field(default_factory=Counter)
+    openings: Counter = field(default_factory=Counter)
+    grounding: Counter = field(default_factory=Counter)
+    checked: Counter = field(default_factory=Counter)
+    contradictions: Counter = field(default_factory=Counter)
+    contradicting: int = 0
+    forbidden: Counter = field(default_factory=Counter)
+    any_grounding: int = 0
+    flagged: int = 0
+    with_mood: int = 0
+    mood_fits_label: int = 0
+    mood_checked: int = 0
+
+    def add(self, caption: str, descriptors: dict | None, valence, arousal, captioner_id: str, hears: bool) -> None:
+        tokens = words(caption)
+        self.captions += 1
+        self.texts.add(caption.strip())
+        for n in (1, 2, 3):
+            grams = [tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1)]
+            self.grams[n - 1].update(grams)
+            self.gram_totals[n - 1] += len(grams)
+        self.lengths.append(len(tokens))
+        rep = has_repeated_phrase(tokens)
+        self.repeated += rep
+        mask = masked(caption)
+        self.skeletons[" ".join(mask)] += 1
+        self.openings[" ".join(mask[:OPENING_WORDS])] += 1
+        g = ground(caption, descriptors, valence, arousal, mood_given=mood_given(captioner_id))
+        for a in ATTRIBUTES:
+            if a not in g.unchecked:
+                self.checked[a] += 1
+        self.grounding.update(list(g.failures))
+        self.any_grounding += bool(g.failures)
+        con = contradictions(caption)
+        self.contradictions.update(list(con))
+        self.contradicting += bool(con)
+        bad = forbidden(caption, hears)
+        self.forbidden.update(bad)
+        self.flagged += bool(rep or con or g.failures or bad)
+        if mood_claims(caption):
+            self.with_mood += 1
+            if "mood" not in g.unchecked:
+                self.mood_checked += 1
+                self.mood_fits_label += "mood" not in g.failures
+
+    def report(self, captioner_id: str, hears: bool) -> dict[str, Any]:
+        n = self.captions
+        lengths = np.asarray(self.lengths, dtype=float)
+        top_skeleton, top_skeleton_n = self.skeletons.most_common(1)[0]
+        top_opening, top_opening_n = self.openings.most_common(1)[0]
+        return {
+            "captions": n,
+            "unique_share": len(self.texts) / n,
+            **{f"distinct_{k}": (len(self.grams[k - 1]) / self.gram_totals[k - 1]) if self.gram_totals[k - 1] else None
+               for k in (1, 2, 3)},
+            "vocabulary": len(self.grams[0]),
+            "words_mean": float(lengths.mean()),
+            "words_p5": float(np.percentile(lengths, 5)),
+            "words_p95": float(np.percentile(lengths, 95)),
+            "repeated_phrase_share": self.repeated / n,
+            "top_skeleton_share": top_skeleton_n / n, "top_skeleton": top_skeleton,
+            "top_opening_share": top_opening_n / n, "top_opening": top_opening,
+            "grounding_failures": {a: self.grounding.get(a, 0) for a in ATTRIBUTES},
+            "grounding_checked": {a: self.checked.get(a, 0) for a in ATTRIBUTES},
+            "grounding_failure_share": self.any_grounding / n,
+            "self_contradictions": {a: self.contradictions[a] for a in sorted(self.contradictions)},
+            "self_contradiction_share": self.contradicting / n,
+            "forbidden": {a: self.forbidden[a] for a in sorted(self.forbidden)},
+            "flagged_share": self.flagged / n,
+            "hears_audio": hears,
+            "mood_source": mood_source(captioner_id),
+            "mood_word_share": self.with_mood / n,
+            "mood_fits_label_share": (self.mood_fits_label / self.mood_checked) if self.mood_checked else None,
+        }
+
+
+def mood_source(captioner_id: str) -> str:
+    """Where a captioner's mood words come from, as its id records it."""
+    tag = captioner_id.split("/")[-1]
+    backend = captioner_id.split("/", 1)[0]
+    if MOOD_NONE_TAG in tag:
+        return "none"
+    if MOOD_LABELS_TAG in tag or backend in ("descriptor", "tags-llm"):
+        return "labels"  # both write the VA quadrant's words (tags-llm before mood tags were recorded, too)
+    if hears_audio(captioner_id):
+        return "heard" if backend in _registered() else "unknown"
+    return "unknown"
+
+
+def _registered() -> set[str]:
+    from captioner.base import BACKENDS
+    from captioner import backends  # noqa: F401
+
+    return set(BACKENDS)
+
+
+# --- a run or dataset folder ----------------------------------------------------------------
+@dataclass(frozen=True)
+class AuditResult:
+    path: str
+    captioners: dict[str, dict[str, Any]]
+    caption_failures: dict[str, int]  # error_type -> rows of the failures table at the caption stage
+    notes: list[str]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"path": self.path, "captioners": self.captioners, "caption_failures": self.caption_failures,
+                "notes": self.notes}
+
+
+def _rows(paths: list[Path], notes: list[str]) -> Iterator[dict[str, Any]]:
+    missing_cols: set[str] = set()
+    for path in paths:
+        pf = pq.ParquetFile(path)
+        present = [c for c in COLUMNS if c in pf.schema_arrow.names]
+        missing_cols.update(set(COLUMNS) - set(present))
+        for batch in pf.iter_batches(batch_size=1024, columns=present):
+            yield from batch.to_pylist()
+    if missing_cols:
+        notes.append(f"columns absent from the music table: {', '.join(sorted(missing_cols))} "
+                     "(checks that need them were skipped)")
+
+
+def audit(folder: Path | str) -> AuditResult:
+    """Audit every caption of a run or dataset folder."""
+    folder = Path(folder)
+    shards = sorted(folder.glob(MUSIC_GLOB))
+    if not shards:
+        raise FileNotFoundError(f"{folder}: no music shards under {MUSIC_GLOB} (a pipeline run or built dataset folder?)")
+    notes: list[str] = []
+    tallies: dict[str, _Tally] = {}
+    hears: dict[str, bool] = {}
+    no_caption = no_descriptors = no_va = 0
+    for row in _rows(shards, notes):
+        caption = row.get("caption")
+        if not caption or not str(caption).strip():
+            no_caption += 1
+            continue
+        cid = str(row.get("captioner") or "unknown")
+        if cid not in tallies:
+            tallies[cid], hears[cid] = _Tally(), hears_audio(cid)
+        d = row.get("descriptors")
+        v, a = row.get("valence"), row.get("arousal")
+        no_descriptors += d is None
+        no_va += v is None or a is None
+        tallies[cid].add(str(caption), d, v, a, cid, hears[cid])
+    if no_caption:
+        notes.append(f"{no_caption} music rows have no caption text: not audited")
+    if no_descriptors:
+        notes.append(f"{no_descriptors} captions have no descriptors: their tempo/key/loudness/... grounding "
+                     "was not checked (see grounding_checked)")
+    if no_va:
+        notes.append(f"{no_va} captions have no VA label: their mood grounding was not checked")
+    return AuditResult(str(folder), {c: t.report(c, hears[c]) for c, t in sorted(tallies.items())},
+                       _caption_failures(folder, notes), notes)
+
+
+def _caption_failures(folder: Path, notes: list[str]) -> dict[str, int]:
+    paths = [p for g in FAILURES_GLOBS for p in sorted(folder.glob(g))]
+    if not paths:
+        notes.append("no failures table found: rejected captions are not counted")
+        return {}
+    counts: Counter = Counter()
+    for path in paths:
+        t = pq.read_table(path, columns=["stage", "error_type"]).to_pylist()
+        counts.update(r["error_type"] for r in t if r["stage"] == "caption")
+    return dict(sorted(counts.items()))
+
+
+# --- rendering ------------------------------------------------------------------------------
+def _fmt(x: Any) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "—"
+    if isinstance(x, float):
+        return f"{x:.3g}"
+    return str(x)
+
+
+def _counts(d: dict[str, int]) -> str:
+    shown = {k: v for k, v in d.items() if v}
+    return ", ".join(f"{k} {v}" for k, v in shown.items()) or "0"
+
+
+ROWS: tuple[tuple[str, Any], ...] = (
+    ("captions", lambda r: r["captions"]),
+    ("unique share", lambda r: r["unique_share"]),
+    ("distinct-1 / 2 / 3", lambda r: " / ".join(_fmt(r[f"distinct_{k}"]) for k in (1, 2, 3))),
+    ("vocabulary (words)", lambda r: r["vocabulary"]),
+    ("length, words: mean (p5–p95)", lambda r: f"{_fmt(r['words_mean'])} ({_fmt(r['words_p5'])}–{_fmt(r['words_p95'])})"),
+    ("repeated 3-word phrase", lambda r: r["repeated_phrase_share"]),
+    ("most common skeleton", lambda r: r["top_skeleton_share"]),
+    ("most common opening (5 words)", lambda r: f"{_fmt(r['top_opening_share'])} (`{r['top_opening']}`)"),
+    ("grounding failures", lambda r: _counts(r["grounding_failures"])),
+    ("captions with a grounding failure", lambda r: r["grounding_failure_share"]),
+    ("self-contradictions", lambda r: f"{_fmt(r['self_contradiction_share'])} ({_counts(r['self_contradictions'])})"),
+    ("forbidden content", lambda r: _counts(r["forbidden"])),
+    ("mood words from", lambda r: r["mood_source"]),
+    ("mood words fit the VA label", lambda r: r["mood_fits_label_share"]),
+)
+
+
+def markdown(result: AuditResult) -> str:
+    """One column per captioner id, one row per measure, then failures and notes."""
+    ids = list(result.captioners)
+    head = "| measure | " + " | ".join(f"`{c}`" for c in ids) + " |\n| --- |" + " --- |" * len(ids)
+    body = "\n".join(f"| {name} | " + " | ".join(_fmt(fn(result.captioners[c])) for c in ids) + " |"
+                     for name, fn in ROWS)
+    fails = _counts(result.caption_failures) if result.caption_failures else "none recorded"
+    lines = [head, body, "", f"Rejected captions (failure rows at the caption stage): {fails}."]
+    lines += [f"- {n}" for n in result.notes]
+    return "\n".join(lines) + "\n"
+
+
+def write(result: AuditResult, out_dir: Path | str) -> tuple[Path, Path]:
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    j, m = out / JSON_NAME, out / MD_NAME
+    j.write_text(json.dumps(result.to_json(), indent=1) + "\n", encoding="utf-8")
+    m.write_text(markdown(result), encoding="utf-8")
+    return j, m
+
+
+def main(argv: Sequence[str] | None = None) -> AuditResult:
+    p = argparse.ArgumentParser(prog="python -m captioner.audit", description=__doc__.split("\n\n")[0])
+    p.add_argument("folder", type=Path, help="a pipeline run folder or a built dataset folder (data/music/*.parquet)")
+    p.add_argument("--out", type=Path, help=f"where to write {JSON_NAME} and {MD_NAME} (default: the folder itself)")
+    args = p.parse_args(argv)
+    try:
+        result = audit(args.folder)
+    except FileNotFoundError as e:
+        raise SystemExit(str(e)) from None
+    paths = write(result, args.out or args.folder)
+    print(markdown(result))
+    print(f"written: {paths[0]}, {paths[1]}")
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,194 @@
+"""Does a caption agree with what was measured? One check for every captioner.
+
+:func:`ground` reads any caption text (template, tags-llm, audio-llm, human) with the words of
+:mod:`captioner.vocab` and compares each claim with a clip's descriptors and VA label, attribute
+by attribute. Attributes it cannot check (descriptor missing or NaN, no VA label) are skipped and
+named in :attr:`Grounding.unchecked`, so callers can count what was not checked instead of
+counting it as a pass. :func:`contradictions` finds captions that disagree with themselves, and
+:func:`forbidden` finds content a captioner could not have known.
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from captioner.vocab import MOOD_LEXICON, NO_PULSE_PHRASES, SCALES, mood_problem, phrase_pattern
+
+# Minimum BPM slack: a stated BPM within max(this, 10 % of the measured tempo) is fine.
+MIN_BPM_SLACK = 8.0
+BPM_TOLERANCE = 0.1
+KEY, MOOD = "key", "mood"
+ATTRIBUTES = (*SCALES, KEY, MOOD)  # every attribute :func:`ground` can report
+
+
+@dataclass(frozen=True)
+class Grounding:
+    """Per attribute: why the caption contradicts the measurement (only attributes that do)."""
+
+    failures: dict[str, str] = field(default_factory=dict)
+    unchecked: tuple[str, ...] = ()  # attributes without a usable measurement
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+
+_PATTERNS = {name: phrase_pattern(s.phrase_bands()) for name, s in SCALES.items()}
+_PHRASE_BAND = {name: {p.lower(): i for p, i in s.phrase_bands().items()} for name, s in SCALES.items()}
+_NO_PULSE = phrase_pattern(NO_PULSE_PHRASES)
+_MOODS = phrase_pattern(MOOD_LEXICON)
+_BPM = re.compile(r"(\d+(?:\.\d+)?)\s*(?:-\s*)?(?:bpm|beats per minute|beats a minute)\b", re.IGNORECASE)
+_PITCH = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
+# The note letter is case-sensitive so the article "a minor ..." is not read as A minor.
+KEY_PATTERN = re.compile(r"\b([A-G])(#|♯|b|♭|-sharp|-flat| sharp| flat)?[ -](?i:(major|minor))\b")
+_MODE = re.compile(r"\b(major|minor)[ -](?:key|mode|tonality|scale)\b", re.IGNORECASE)
+
+
+def claims(text: str, attribute: str) -> list[tuple[str, int]]:
+    """(phrase, band index) of every phrase of one scale in ``text``, in order."""
+    table = _PHRASE_BAND[attribute]
+    return [(m.group(1), table[" ".join(m.group(1).lower().split())]) for m in _PATTERNS[attribute].finditer(text)]
+
+
+def mood_claims(text: str) -> list[str]:
+    return [m.group(1).lower() for m in _MOODS.finditer(text)]
+
+
+def _number(d: dict[str, Any] | None, key: str) -> float | None:
+    if not d or d.get(key) is None:
+        return None
+    try:
+        x = float(d[key])
+    except (TypeError, ValueError):
+        return None
+    return x if math.isfinite(x) else None
+
+
+def ground(text: str, descriptors: dict[str, Any] | None, valence: float | None = None,
+           arousal: float | None = None, mood_given: bool = True) -> Grounding:
+    """Check every attribute ``text`` states against ``descriptors`` and the VA label.
+
+    ``mood_given=False`` (a captioner told no mood): any mood word is a failure, since nothing
+    the captioner was given supports it.
+    """
+    failures: dict[str, str] = {}
+    unchecked: list[str] = []
+    for name, scale in SCALES.items():
+        x = _number(descriptors, scale.field)
+        if x is None:
+            unchecked.append(name)
+            continue
+        problem = _tempo_problem(text, x) if name == "tempo" else _scale_problem(text, name, x)
+        if problem:
+            failures[name] = problem
+    key_result = _key_problem(text, descriptors or {})
+    if key_result is None:
+        unchecked.append(KEY)
+    elif key_result:
+        failures[KEY] = key_result
+    mood = _mood_problem(text, valence, arousal, mood_given)
+    if mood is None:
+        unchecked.append(MOOD)
+    elif mood:
+        failures[MOOD] = mood
+    return Grounding(failures, tuple(unchecked))
+
+
+def _scale_problem(text: str, name: str, x: float) -> str:
+    scale = SCALES[name]
+    allowed = scale.allowed(x)
+    for phrase, band in claims(text, name):
+        if band not in allowed:
+            return f"says {phrase!r}, measured {scale.field} {x:.3g} ({scale.word(x)!r})"
+    return ""
+
+
+def _tempo_problem(text: str, bpm: float) -> str:
+    if bpm <= 0:  # no pulse measured: no BPM and no tempo band may be claimed
+        stated = _BPM.search(text) or next(iter(_PATTERNS["tempo"].finditer(text)), None)
+        return f"states {stated.group(0)!r}, but the clip has no steady pulse" if stated else ""
+    slack = max(MIN_BPM_SLACK, BPM_TOLERANCE * bpm)
+    for m in _BPM.finditer(text):
+        if abs(float(m.group(1)) - bpm) > slack:
+            return f"states {m.group(0)!r}, measured {bpm:.0f} BPM"
+    pulse_free = _NO_PULSE.search(text)
+    if pulse_free:
+        return f"says {pulse_free.group(0)!r}, measured a pulse at {bpm:.0f} BPM"
+    return _scale_problem(text, "tempo", bpm)
+
+
+def _pitch_class(letter: str, accidental: str | None) -> int:
+    shift = {"#": 1, "♯": 1, "-sharp": 1, " sharp": 1, "b": -1, "♭": -1, "-flat": -1, " flat": -1}
+    return (_PITCH[letter] + shift.get(accidental or "", 0)) % 12
+
+
+def _key_problem(text: str, d: dict[str, Any]) -> str | None:
+    """None: nothing measured to compare against; "" fine; else the problem."""
+    key, mode = str(d.get("key") or ""), str(d.get("mode") or "").lower()
+    if not key or key[0] not in _PITCH or mode not in ("major", "minor"):
+        return None
+    if _number(d, "key_strength") == 0.0:
+        return None  # no pitch content (silence): the key is a placeholder, not a measurement
+    measured = _pitch_class(key[0], key[1:] or None)
+    for m in KEY_PATTERN.finditer(text):
+        if _pitch_class(m.group(1), m.group(2)) != measured or m.group(3).lower() != mode:
+            return f"states {m.group(0)!r}, measured {key} {mode}"
+    for m in _MODE.finditer(text):
+        if m.group(1).lower() != mode:
+            return f"states {m.group(0)!r}, measured {key} {mode}"
+    return ""
+
+
+def _mood_problem(text: str, valence: float | None, arousal: float | None, mood_given: bool) -> str | None:
+    words = mood_claims(text)
+    if not mood_given:
+        return f"states a mood ({words[0]!r}) though the captioner was given none" if words else ""
+    if valence is None or arousal is None or not (math.isfinite(valence) and math.isfinite(arousal)):
+        return None
+    for word in words:
+        problem = mood_problem(word, valence, arousal)
+        if problem:
+            return problem
+    return ""
+
+
+# --- self-contradiction -----------------------------------------------------------------------
+CONTRADICTION_ATTRIBUTES = ("tempo", "loudness", "timbre")
+
+
+def contradictions(text: str) -> dict[str, str]:
+    """Attributes for which ``text`` uses words of two different bands ("slow ... moderate tempo")."""
+    out = {}
+    for name in CONTRADICTION_ATTRIBUTES:
+        seen: dict[int, str] = {}
+        for phrase, band in claims(text, name):
+            seen.setdefault(band, phrase)
+        if name == "tempo" and _NO_PULSE.search(text) and (seen or _BPM.search(text)):
+            seen[-1] = _NO_PULSE.search(text).group(0)
+        if len(seen) > 1:
+            out[name] = " vs ".join(repr(p) for p in seen.values())
+    return out
+
+
+# --- content a captioner cannot know ----------------------------------------------------------
+# Lyrics are unknowable to every captioner here (none transcribes); singers, instruments and genres
+# only to captioners that do not hear the audio.
+FORBIDDEN_ALWAYS = {"lyrics": ("lyrics", "lyric", "the words say", "sings about", "the song says")}
+FORBIDDEN_UNHEARD = {
+    "singer": ("singer", "singers", "vocalist", "vocals", "vocal", "sings", "singing", "voice", "voices", "choir"),
+    "instrument": ("piano", "guitar", "guitars", "drum", "drums", "violin", "violins", "cello", "strings", "bass guitar",
+                   "synth", "synthesizer", "saxophone", "trumpet", "flute", "organ", "harp", "percussion instruments",
+                   "orchestra", "orchestral", "brass", "clarinet", "ukulele", "banjo", "keyboard", "keyboards"),
+    "genre": ("jazz", "rock", "pop", "hip hop", "hip-hop", "rap", "classical", "techno", "house music", "edm",
+              "country", "blues", "folk", "metal", "reggae", "funk", "disco", "ambient", "electronic", "r&b",
+              "soul", "punk", "soundtrack", "lo-fi"),
+}
+_FORBIDDEN = {name: phrase_pattern(words) for name, words in {**FORBIDDEN_ALWAYS, **FORBIDDEN_UNHEARD}.items()}
+
+
+def forbidden(text: str, hears_audio: bool) -> tuple[str, ...]:
+    """Categories of content in ``text`` that its captioner could not know (sorted)."""
+    names = list(FORBIDDEN_ALWAYS) + ([] if hears_audio else list(FORBIDDEN_UNHEARD))
+    return tuple(sorted(n for n in names if _FORBIDDEN[n].search(text)))
