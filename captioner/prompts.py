@@ -19,8 +19,10 @@ from captioner.vocab import SCALES, has_pulse, mood_words, tempo_word
 
 PROMPT_VERSION = "tags-v2"
 # audio-v2: the release's caption style (genre, instruments, performance, recording quality,
-# mood) with the measured facts the caption must not contradict.
-AUDIO_PROMPT_VERSION = "audio-v2"
+# mood) with the measured facts the caption must not contradict. audio-v3: every fact the
+# descriptors support, and a style example free of timbre and loudness words (which the
+# grounding check would hold against a copied example).
+AUDIO_PROMPT_VERSION = "audio-v3"
 # Mood sources: where a caption's mood words come from (recorded in the captioner id).
 MOOD_SOURCES = ("labels", "none")
 MOODS = MOOD_SOURCES  # --caption_mood: mood tags from the VA labels, or none
@@ -36,8 +38,8 @@ SYSTEM = (
 # dynamics true (the model hears timbre and instruments far better than it counts BPM).
 AUDIO_STYLE_EXAMPLE = (
     "The jazz song showcases a vibraphone solo melody. It is accompanied by punchy snare and kick "
-    "hits, shimmering cymbals, and a groovy bass guitar. The recording is clean and well balanced. "
-    "The composition conveys an energetic and passionate mood."
+    "hits, ride cymbals, and a groovy bass guitar. The recording is clean, with every instrument "
+    "distinct. The composition conveys an energetic and passionate mood."
 )
 AUDIO_INSTRUCTION = (
     "Write a caption of this music clip in three or four sentences, in this order: the genre; the "

@@ -45,7 +45,7 @@ def make(model_dir, **extra):
 
 def test_tiny_qwen2_audio_captions_two_clips_batched(greedy, tiny_audio_dir):
     cap = greedy
-    assert cap.id == f"audio-llm/{tiny_audio_dir.name}/{AUDIO_PROMPT_VERSION}/mood-labels"
+    assert cap.id == f"audio-llm/{tiny_audio_dir.name}/{AUDIO_PROMPT_VERSION}+mood-labels"
     assert cap.sample_rate == 16000 and cap.processor.tokenizer.padding_side == "left"
     clips = six_second_clips()
     raws = cap.generate_raw(clips)
@@ -77,7 +77,7 @@ def test_random_weights_build_the_model_from_its_config_alone(tiny_audio_dir):
 
 def test_mood_left_to_the_model_is_in_the_id_and_out_of_the_prompt(tiny_audio_dir):
     cap = make(tiny_audio_dir, mood="none")
-    assert cap.id.endswith(f"/{AUDIO_PROMPT_VERSION}/mood-none")
+    assert cap.id.endswith(f"/{AUDIO_PROMPT_VERSION}+mood-none")
     prompt = cap.prompt(tone("1-9"))
     assert "mood:" not in prompt and "Judge the mood" in prompt
     with pytest.raises(ValueError, match="labels, none"):
@@ -125,12 +125,14 @@ def test_unusable_audio_becomes_failure_rows_and_the_rest_is_captioned(greedy, m
     nan.samples[100] = np.nan
     clips = [tone("ok"), tone("silent", amp=0.0), tone("dither", amp=1e-4), nan, tone("short", seconds=0.5),
              ClipForCaption("none", None, 16000, D, 0.3, 0.8),
-             ClipForCaption("empty", np.zeros(0, np.float32), 16000, D, 0.3, 0.8)]
+             ClipForCaption("empty", np.zeros(0, np.float32), 16000, D, 0.3, 0.8),
+             tone("nan-facts", d={**D, "tempo_bpm": float("nan")})]
     results = {r.clip_id: r for r in greedy.caption(clips)}
     assert list(results) == [c.clip_id for c in clips]
     assert results["ok"].text == GOOD
     expected = {"silent": audio_prep.AUDIO_SILENT, "dither": audio_prep.AUDIO_SILENT, "nan": audio_prep.AUDIO_CORRUPT,
-                "short": audio_prep.AUDIO_TOO_SHORT, "none": audio_prep.AUDIO_MISSING, "empty": audio_prep.AUDIO_CORRUPT}
+                "short": audio_prep.AUDIO_TOO_SHORT, "none": audio_prep.AUDIO_MISSING, "empty": audio_prep.AUDIO_CORRUPT,
+                "nan-facts": "caption_unusable_descriptors"}
     for clip_id, error_type in expected.items():
         r = results[clip_id]
         assert (r.text, r.error_type, r.attempts) == (None, error_type, 0) and r.message, clip_id
