@@ -94,12 +94,10 @@ def check_inputs(specs: list[InputSpec]) -> Listed:
     return listed
 
 
-def _read(spec: InputSpec) -> Iterator[SongTask | ImageTask | PairTask | Failure]:
+def _read(spec: InputSpec) -> Iterator[tuple[int, SongTask | ImageTask | PairTask | Failure]]:
+    """Every item of one input, keyed by its position (the key only spreads items over workers)."""
     items = spec.read()
-    yield from items.songs
-    yield from items.images
-    yield from items.pairs
-    yield from items.failures
+    yield from enumerate([*items.songs, *items.images, *items.pairs, *items.failures])
 
 
 @dataclass(frozen=True)
@@ -121,7 +119,8 @@ def read_inputs(p: beam.Pipeline, specs: list[InputSpec]) -> Inputs:
     items = (p
              | "InputSpecs" >> beam.Create(specs)
              | "ReadInputs" >> beam.FlatMap(_read)
-             | "SpreadInputs" >> beam.Reshuffle())
+             | "SpreadInputs" >> beam.GroupByKey()  # a plain GroupByKey, not Reshuffle: it runs the same everywhere
+             | "InputItems" >> beam.FlatMap(lambda kv: kv[1]))
     kinds = {"songs": SongTask, "images": ImageTask, "pairs": PairTask, "failures": Failure}
     return Inputs(**{k: items | f"Input{k.title()}" >> beam.Filter(lambda x, t=t: isinstance(x, t))
                      for k, t in kinds.items()})
