@@ -11,10 +11,12 @@ APITOOLS = "apitools not found"
 
 
 def test_a_pipeline_run_prints_no_apitools_warning(tmp_path):
+    # One process: multi_processing workers are started by Beam as `python -m
+    # apache_beam.runners.worker.sdk_worker_main` and import Beam before any code of ours runs.
     proc = subprocess.run(
         [sys.executable, "-m", "pipeline.run", "--output", str(tmp_path / "out"), "--cache_dir", str(tmp_path / "cache"),
          "--demo_songs", "2", "--demo_song_seconds", "10", "--demo_images", "2", "--pairs_per_clip", "0",
-         "--no_progress", "--captioner", "descriptor"],
+         "--no_progress", "--captioner", "descriptor", "--direct_num_workers=1"],
         cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert APITOOLS not in proc.stderr and "Traceback" not in proc.stderr, proc.stderr[-3000:]
