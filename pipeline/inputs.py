@@ -17,8 +17,7 @@ import argparse
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
-import apache_beam as beam
-
+from pipeline.beam_import import beam  # Beam without its harmless apitools warning
 from pipeline.sources.base import SONG_SOURCES, SourceItems
 from pipeline.types import Failure, ImageTask, PairTask, SongTask
 
