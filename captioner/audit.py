@@ -76,7 +76,8 @@ def hears_audio(captioner_id: str) -> bool:
 
 
 def mood_given(captioner_id: str) -> bool:
-    return MOOD_NONE_TAG not in captioner_id.split("/")[-1]
+    """False for a captioner told no mood that cannot hear one either: its mood words are invented."""
+    return MOOD_NONE_TAG not in captioner_id.split("/")[-1] or hears_audio(captioner_id)
 
 
 def flag_caption(caption: str, descriptors: dict | None, valence: float | None,
@@ -198,7 +199,7 @@ def mood_source(captioner_id: str) -> str:
     tag = captioner_id.split("/")[-1]
     backend = captioner_id.split("/", 1)[0]
     if MOOD_NONE_TAG in tag:
-        return "none"
+        return "heard" if hears_audio(captioner_id) and backend in _registered() else "none"
     if MOOD_LABELS_TAG in tag or backend in ("descriptor", "tags-llm"):
         return "labels"  # both write the VA quadrant's words (tags-llm before mood tags were recorded, too)
     if hears_audio(captioner_id):

@@ -95,12 +95,17 @@ def add_generation_flags(parser, prefix: str = "") -> None:
     parser.add_argument(f"--{prefix}random_weights", action="store_true", default=None,
                         help="audio-llm: random weights from the model's config, for speed benchmarks only "
                              "(captions are noise)")
+    parser.add_argument(f"--{prefix}mood", choices=("labels", "none"), default=None,
+                        help="where caption mood words come from: 'labels' (default) = the clip's VA labels "
+                        "(captions then carry their label); 'none' = tags-llm and descriptor write no mood words, "
+                        "audio-llm judges the mood by ear. Recorded in the captioner id")
 
 
 def extra_from_args(args: argparse.Namespace, prefix: str = "") -> dict[str, Any]:
     """The flags of :func:`add_generation_flags` that were given, as ``CaptionerConfig.extra``."""
     keys = ("max_new_tokens", "min_new_tokens", "seed", "retries", "temperature", "top_p", "do_sample", "dtype",
-            "trust_remote_code", "revision", "attn_implementation", "cache_implementation", "random_weights")
+            "trust_remote_code", "revision", "attn_implementation", "cache_implementation", "random_weights",
+            "mood")
     # `is not None`, not truthiness: --retries 0 and --seed 0 are real values.
     return {k: getattr(args, prefix + k) for k in keys if getattr(args, prefix + k, None) is not None}
 

@@ -23,7 +23,7 @@ from typing import Iterator, Sequence
 
 import pyarrow.parquet as pq
 
-from captioner import loader
+from captioner import audit, loader
 from captioner.base import CaptionerConfig, build
 from captioner.generation import add_generation_flags, extra_from_args
 from captioner.merge import merge, music_shards
@@ -132,6 +132,8 @@ def _finish(run_dir: Path, all_ids: list[str], args: argparse.Namespace, world_s
                "captioner": captioner_id, "caption_seconds": round(seconds, 3),
                "merged_rows": stats.replaced if stats else 0, "shards": stats.shards if stats else 0}
     (run_dir / CAPTIONS_DIR / "summary.json").write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
+    if stats is not None:  # the captions changed: the card's caption audit must follow
+        audit.write(audit.audit(run_dir), run_dir)
     return stats is not None
 
 

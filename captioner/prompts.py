@@ -19,9 +19,13 @@ from captioner.vocab import SCALES, has_pulse, mood_words, tempo_word
 
 PROMPT_VERSION = "tags-v2"
 # audio-v2: the release's caption style (genre, instruments, performance, recording quality,
-# mood) with the measured facts the caption must not contradict.
-AUDIO_PROMPT_VERSION = "audio-v2"
-MOODS = ("labels", "none")  # --caption_mood: mood tags from the VA labels, or no mood at all
+# mood) with the measured facts the caption must not contradict. audio-v3: every fact the
+# descriptors support, and a style example free of timbre and loudness words (which the
+# grounding check would hold against a copied example).
+AUDIO_PROMPT_VERSION = "audio-v3"
+# Mood sources: where a caption's mood words come from (recorded in the captioner id).
+MOOD_SOURCES = ("labels", "none")
+MOODS = MOOD_SOURCES  # --caption_mood: mood tags from the VA labels, or none
 
 SYSTEM = (
     "You write short captions for instrumental music clips. Use only the facts in the tags, each "
@@ -34,8 +38,8 @@ SYSTEM = (
 # dynamics true (the model hears timbre and instruments far better than it counts BPM).
 AUDIO_STYLE_EXAMPLE = (
     "The jazz song showcases a vibraphone solo melody. It is accompanied by punchy snare and kick "
-    "hits, shimmering cymbals, and a groovy bass guitar. The recording is clean and well balanced. "
-    "The composition conveys an energetic and passionate mood."
+    "hits, ride cymbals, and a groovy bass guitar. The recording is clean, with every instrument "
+    "distinct. The composition conveys an energetic and passionate mood."
 )
 AUDIO_INSTRUCTION = (
     "Write a caption of this music clip in three or four sentences, in this order: the genre; the "
@@ -46,8 +50,6 @@ AUDIO_INSTRUCTION = (
 AUDIO_MOOD_FROM_LABELS = "The listeners' mood is given: use these mood words."
 AUDIO_MOOD_FROM_MODEL = "Judge the mood from what you hear."
 AUDIO_CLOSING = "Do not invent lyrics or singers you cannot hear. Answer with the caption only."
-# Mood sources: where a caption's mood words come from (recorded in the captioner id).
-MOOD_SOURCES = MOODS
 
 # Optional facts: tag label -> scale attribute. Tempo, key and (with labels) mood are always given.
 OPTIONAL = {"dynamics": "loudness", "timbre": "timbre", "rhythm": "rhythm", "texture": "percussion",
@@ -68,7 +70,7 @@ class Tags:
 
     def render(self) -> str:
         """The user message body: one tag per line."""
-        tempo = f"{self.tempo}, about {self.tempo_bpm} BPM" if self.tempo_bpm is not None else f"{self.tempo} (no BPM)"
+        tempo = f"{self.tempo}, about {self.tempo_bpm} BPM" if self.tempo_bpm is not None else self.tempo
         lines = [f"tempo: {tempo}", f"key: {self.key} {self.mode}"]
         lines += [f"{label}: {word}" for label, word in self.facts]
         if self.moods:
@@ -197,10 +199,9 @@ def audio_facts(descriptors: dict[str, Any], valence: float, arousal: float, moo
     """
     if mood not in MOOD_SOURCES:
         raise ValueError(f"unknown mood source {mood!r}; choose one of: {', '.join(MOOD_SOURCES)}")
-    # Every fact the descriptors support (a model that hears the clip can use them all).
-    tags = tags_for(descriptors, valence, arousal, mood=mood == "labels",
-                    facts=tuple(available_facts(descriptors)))
-    return tags.render()
+    # Every measured fact the descriptors hold: a model that hears the clip can use them all.
+    return tags_for(descriptors, valence, arousal, mood=mood == "labels",
+                    facts=tuple(available_facts(descriptors))).render()
 
 
 def audio_instruction(descriptors: dict[str, Any], valence: float, arousal: float, mood: str = "labels") -> str:

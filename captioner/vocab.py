@@ -74,7 +74,7 @@ SCALES: dict[str, Scale] = {s.attribute: s for s in (
     Scale("timbre", "brightness", (
         Band(1200.0, "dark", ("mellow", "dark-toned", "muted tone")),
         Band(2800.0, "balanced", ("balanced tone", "even tone")),
-        Band(INF, "bright", ("brilliant", "airy", "light sound", "light tone", "light timbre", "shimmering")),
+        Band(INF, "bright", ("brilliant", "airy", "light sound", "light tone", "light timbre")),
     ), slack=200.0),
     Scale("rhythm", "onset_rate", (
         Band(1.5, "sparse", ("sparsely", "few attacks")),

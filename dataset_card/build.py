@@ -51,7 +51,8 @@ def build(run_dir: Path | str, out: Path | str | None = None, metadata_only: boo
     files += plots.write_plots(st, out_dir)
     inputs = card.CardInputs(
         stats=st, run=_read_run(run_dir), data_files=_data_files(built), split_bytes=_split_bytes(built),
-        plots=[f for f in files if f.startswith(plots.PLOT_DIR + "/")], metadata_only=metadata_only)
+        plots=[f for f in files if f.startswith(plots.PLOT_DIR + "/")], metadata_only=metadata_only,
+        caption_audit=_read_json(run_dir / card.CAPTION_AUDIT_FILE))
     (out_dir / card.LICENSE_FILE).write_text(card.render_license(st), encoding="utf-8")
     (out_dir / "README.md").write_text(card.render(inputs), encoding="utf-8")
     files += [card.LICENSE_FILE, "README.md"]
@@ -84,6 +85,10 @@ def _place(s: Shard, out_dir: Path, metadata_only: bool) -> str:
 
 def _read_run(run_dir: Path) -> dict:
     path = run_dir / "run.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+
+
+def _read_json(path: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +82,7 @@ class CardInputs:
     split_bytes: dict[str, dict[str, int]]  # table -> split -> parquet bytes
     plots: list[str]
     metadata_only: bool
+    caption_audit: dict[str, Any] = field(default_factory=dict)  # caption_audit.json of the run ({} when absent)
 
 
 def features_for(table: str, metadata_only: bool) -> datasets.Features:
@@ -144,6 +145,7 @@ def _body(inp: CardInputs) -> list[str]:
         "## Sources and licences\n\n" + _sources(s),
         "## How it was built\n\n" + _provenance(inp.run, s),
         "## Splits\n\n" + _splits(inp.run),
+        "## Caption quality\n\n" + _caption_quality(inp.caption_audit),
         "## Statistics\n\n" + _statistics(s, inp.plots),
         _USES_AND_LIMITS,
         "## Citation\n\n" + CITATIONS,
@@ -200,6 +202,48 @@ def _provenance(run: dict[str, Any], s: DatasetStats) -> str:
             "Captioner (backend/model/prompt version) and clips captioned:\n\n"
             f"| captioner | clips |\n| --- | --- |\n{caps}\n\n"
             f"Package versions:\n\n| package | version |\n| --- | --- |\n{versions}")
+
+
+CAPTION_AUDIT_FILE = "caption_audit.json"  # written by `python -m captioner.audit` (and by each run)
+_AUDIT_ROWS = (  # (row name, key in the audit's per-captioner record)
+    ("captions", "captions"), ("unique share", "unique_share"), ("distinct-2 (word pairs)", "distinct_2"),
+    ("vocabulary (words)", "vocabulary"), ("mean length (words)", "words_mean"),
+    ("with a repeated 3-word phrase", "repeated_phrase_share"),
+    ("most common opening (5 words, facts masked)", "top_opening_share"),
+    ("with a grounding failure", "grounding_failure_share"), ("self-contradicting", "self_contradiction_share"),
+    ("mood words from", "mood_source"),
+)
+
+
+def _caption_quality(audit: dict[str, Any]) -> str:
+    caps = audit.get("captioners") or {}
+    if not caps:
+        return ("No caption audit was found next to the data (`caption_audit.json`): run "
+                "`python -m captioner.audit RUN_DIR` before building the card.")
+    ids = list(caps)
+    head = "| | " + " | ".join(f"`{c}`" for c in ids) + " |\n| --- |" + " --- |" * len(ids)
+    rows = "\n".join(f"| {name} | " + " | ".join(_cell(caps[c].get(key)) for c in ids) + " |" for name, key in _AUDIT_ROWS)
+    fails = audit.get("caption_failures") or {}
+    lines = ["Measured by `python -m captioner.audit` over every caption (grounding: each tempo, key, loudness, "
+             "timbre, rhythm, texture and mood claim checked against the clip's descriptors and VA label).",
+             "", head, rows, "",
+             "Rejected captions (recorded as failures, not in the data): "
+             + (", ".join(f"{k} {v}" for k, v in fails.items()) if fails else "none") + "."]
+    from_labels = [c for c in ids if caps[c].get("mood_source") == "labels"]
+    if from_labels:
+        lines += ["", "**Mood words derived from the VA annotations.** The captions of "
+                  + ", ".join(f"`{c}`" for c in from_labels)
+                  + " name the mood of the clip's own valence/arousal label, so each such caption carries its "
+                  "label: caption→VA results on them are not an independent measurement of the caption's "
+                  "content. Build with `--caption_mood none` for captions without mood words."]
+    lines += [f"- {n}" for n in audit.get("notes") or []]
+    return "\n".join(lines)
+
+
+def _cell(x: Any) -> str:
+    if isinstance(x, float):
+        return _fmt(x)
+    return "—" if x is None else str(x)
 
 
 def _splits(run: dict[str, Any]) -> str:

@@ -24,6 +24,10 @@ DESCRIPTOR_FIELDS: dict[str, str] = {
     "dynamic_range_db": "float32",  # 95th - 5th percentile of frame RMS level, dB
     "brightness": "float32",  # mean spectral centroid, Hz
     "onset_rate": "float32",  # detected onsets per second
+    "percussive_ratio": "float32",  # percussive share of the energy (HPSS of the mel spectrum), [0, 1]
+    "loudness_trend_db": "float32",  # level change across the clip from a line fit to frame levels, dB
+    "harmonic_change_rate": "float32",  # chord (chroma) changes per second
+    "noisiness": "float32",  # energy-weighted spectral flatness of the mel spectrum, [0, 1]
 }
 
 _DESCRIPTORS = {k: datasets.Value(v) for k, v in DESCRIPTOR_FIELDS.items()}

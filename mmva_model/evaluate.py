@@ -104,6 +104,7 @@ def _evaluate(args: argparse.Namespace) -> EvalResult:
         "device": str(device),
         "cached_tables": sorted(cached),
         **score(preds),
+        "caption_mood_from_labels": caption_mood_from_labels(data.music.dataset),
         "matching": {str(m.path): _matching_entry(m, preds) for m in matching},
         "pairs": _pairs_entry(load_pairs(args.data, args.split, args.hf_cache_dir), data, preds),
     }
@@ -113,6 +114,20 @@ def _evaluate(args: argparse.Namespace) -> EvalResult:
     (out / METRICS_FILE).write_text(json.dumps(metrics, indent=2, allow_nan=False) + "\n", encoding="utf-8")
     va_scatter(preds, out / SCATTER_FILE)
     return EvalResult(metrics, out)
+
+
+# Captioners whose mood words come from the clip's own VA label, unless their id records "mood-none"
+# (`--caption_mood none`); the captioner package says the same in its audit, which this package may not import.
+LABEL_MOOD_BACKENDS = ("tags-llm", "descriptor")
+
+
+def caption_mood_from_labels(music) -> float | None:
+    """Share of the split's captions whose mood words were derived from the VA labels (None: unknown)."""
+    if "captioner" not in music.column_names or len(music) == 0:
+        return None
+    ids = music.select_columns(["captioner"])["captioner"]
+    hits = [str(c).split("/", 1)[0] in LABEL_MOOD_BACKENDS and "mood-none" not in str(c) for c in ids]
+    return sum(hits) / len(hits)
 
 
 def _cached_features(ckpt: Checkpoint, data: SplitData, args: argparse.Namespace, device: torch.device,
@@ -161,6 +176,9 @@ def render(result: EvalResult) -> str:
         per = m["va"][modality]
         cells = "".join(_num(per[d][k], 9) for d in VA_DIMS for k in ("r2", "ccc", "rmse"))
         lines.append(f"{modality:<9}{m['n'][modality]:>6}{cells}")
+        if modality == "caption" and m.get("caption_mood_from_labels"):
+            lines.append(f"  note: {m['caption_mood_from_labels']:.0%} of these captions name the mood of their own VA "
+                         "label (--caption_mood labels): caption->VA here is not an independent measurement")
     lines.append("similarity Spearman: " + "  ".join(
         f"{a}-{b} {_num(m['similarity_spearman'][f'{a}-{b}'], 0)}" for a, b in CROSS_PAIRS))
     for task, r in m["retrieval"].items():

@@ -19,6 +19,15 @@ Definitions (the keys are ``dataset_card.schema.DESCRIPTOR_FIELDS``):
   envelope; beat_strength: mean onset strength on tracked beats / mean onset strength.
 - key/mode/key_strength: Krumhansl-Schmuckler: the energy-weighted mean chroma of the clip
   correlated with the 24 rotated major/minor profiles; the best one wins.
+- percussive_ratio: percussive share of the mel energy after a moving-average variant of HPSS
+  (Fitzgerald 2010) on the mel spectrogram (128 bands, cheap), soft masks; 0 for silence.
+- loudness_trend_db: slope of a line fitted to the frame levels (dB, audible frames only),
+  times the clip length: the level change across the clip (+ building, - fading).
+- harmonic_change_rate: chord changes per second: the clip's chroma averaged over
+  ``CHORD_BLOCK_S`` blocks; a change is a local peak of the cosine distance between neighbouring
+  blocks above ``CHORD_CHANGE``.
+- noisiness: spectral flatness (geometric / arithmetic mean) of the mel power per frame, averaged
+  with frame-energy weights: about 0.5-1 for noise, near 0 for clear tones; 0 for silence.
 - Clips with fewer than ``MIN_PULSE_ONSETS`` onsets (silence, steady tones, noise: see
   ``ONSET_SCALE``) have no pulse: tempo_bpm 0.0, beat_strength 1.0. Clips without pitch content
   (silence) get key "C", mode "major", key_strength 0.0. Every value is finite.
@@ -32,6 +41,7 @@ from dataclasses import dataclass
 import librosa
 import numpy as np
 import soxr
+from scipy.ndimage import uniform_filter1d
 
 from dataset_card.schema import DESCRIPTOR_FIELDS
 
@@ -49,6 +59,10 @@ ONSET_SCALE = 20.0
 # A tempo needs a few events to repeat: with fewer onsets in a clip (a sound starting, a chord
 # change every few seconds) the autocorrelation only returns its prior (~120 BPM).
 MIN_PULSE_ONSETS = 4
+HPSS_KERNEL = 17  # smoothing length in frames (harmonic) and mel bands (percussive)
+CHORD_BLOCK_S = 0.5
+CHORD_CHANGE = 0.15  # cosine distance between neighbouring chroma blocks that counts as a change
+AUDIBLE_DB = -60.0  # frames quieter than this (relative to the clip's loudest) do not shape the trend
 KEY_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 # Krumhansl & Kessler (1982) probe-tone profiles, tonic first.
 _MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
@@ -72,6 +86,9 @@ class SongAnalysis:
     chroma: np.ndarray
     onset_env: np.ndarray
     tuning: float
+    percussive: np.ndarray  # per-frame percussive mel energy
+    harmonic: np.ndarray  # per-frame harmonic mel energy
+    flatness: np.ndarray  # per-frame spectral flatness of the mel power
 
     @property
     def n_frames(self) -> int:
@@ -112,10 +129,33 @@ def analyze(x: np.ndarray, sample_rate: int, analysis_sr: int = 22050) -> SongAn
     centroid = (freqs @ mag) / np.maximum(mag.sum(axis=0), 1e-10)
     tuning = _tuning(power, analysis_sr)
     chroma = librosa.feature.chroma_stft(S=power, sr=analysis_sr, tuning=tuning)
-    mel_db = librosa.power_to_db(mel_fb @ power)
+    mel = mel_fb @ power
+    mel_db = librosa.power_to_db(mel)
     onset_env = librosa.onset.onset_strength(S=mel_db, sr=analysis_sr, hop_length=HOP)
+    percussive, harmonic = _hpss_energy(mel)
     return SongAnalysis(analysis_sr, HOP, len(y) / analysis_sr, ms.astype(np.float64),
-                        centroid.astype(np.float64), chroma, onset_env, tuning)
+                        centroid.astype(np.float64), chroma, onset_env, tuning,
+                        percussive, harmonic, _flatness(mel))
+
+
+def _hpss_energy(mel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-frame percussive and harmonic energy: smoothing across time (harmonic: steady in time)
+    and across bands (percussive: broadband and brief), then soft masks (power 4: sharper than Wiener's 2, which lets sustained chords leak).
+
+    Fitzgerald's HPSS uses median filters; moving averages separate the same extremes (tones,
+    clicks; noise splits evenly) at a hundredth of the cost, which keeps descriptors fast."""
+    mel = mel.astype(np.float64)
+    scale = max(float(mel.max()), 1e-30)  # the masks are scale-free; this keeps the 4th powers in range
+    h = uniform_filter1d(mel / scale, HPSS_KERNEL, axis=1, mode="nearest")
+    p = uniform_filter1d(mel / scale, HPSS_KERNEL, axis=0, mode="nearest")
+    h4, p4 = (h * h) ** 2, (p * p) ** 2
+    total = np.maximum(h4 + p4, 1e-300)
+    return (mel * p4 / total).sum(axis=0), (mel * h4 / total).sum(axis=0)
+
+
+def _flatness(mel: np.ndarray) -> np.ndarray:
+    m = np.maximum(mel, 1e-20)
+    return (np.exp(np.log(m).mean(axis=0)) / m.mean(axis=0)).astype(np.float64)
 
 
 def _tuning(power: np.ndarray, sr: int) -> float:
@@ -137,6 +177,7 @@ def clip_descriptors(a: SongAnalysis, start_s: float, end_s: float) -> dict:
     seconds = min(end_s, a.duration_s) - max(start_s, 0.0)  # the part of the window with audio
     out.update(_rhythm(env, a.sr, a.hop, seconds))
     out.update(_key(a.chroma[:, sl], ms))
+    out.update(_texture(a, sl, ms, seconds))
     return {k: out[k] for k in DESCRIPTOR_FIELDS}  # KeyError here means the schema moved on
 
 
@@ -185,6 +226,43 @@ def _tempo(env: np.ndarray, sr: int, hop: int) -> float:
             shift = float(np.clip(0.5 * (left - right) / curvature, -0.5, 0.5))
             tempo = 60.0 * sr / (hop * (lag + shift))
     return tempo
+
+
+def _texture(a: SongAnalysis, sl: slice, ms: np.ndarray, seconds: float) -> dict:
+    """percussive_ratio, loudness_trend_db, harmonic_change_rate and noisiness of a clip."""
+    perc, harm = a.percussive[sl].sum(), a.harmonic[sl].sum()
+    total = ms.sum()
+    return {"percussive_ratio": float(perc / (perc + harm)) if perc + harm > 0 else 0.0,
+            "loudness_trend_db": _trend(ms, a.sr / a.hop, seconds),
+            "harmonic_change_rate": _chord_changes(a.chroma[:, sl], ms, a.sr / a.hop) / max(seconds, 1e-9),
+            "noisiness": float(a.flatness[sl] @ ms / total) if total > 0 else 0.0}
+
+
+def _trend(ms: np.ndarray, frame_rate: float, seconds: float) -> float:
+    db = 10.0 * np.log10(ms + 1e-30)
+    keep = db > max(db.max() + AUDIBLE_DB, DB_FLOOR)
+    if keep.sum() < 2:
+        return 0.0
+    t = np.flatnonzero(keep) / frame_rate
+    slope = np.polyfit(t, db[keep], 1)[0]
+    return float(slope * seconds)
+
+
+def _chord_changes(chroma: np.ndarray, ms: np.ndarray, frame_rate: float) -> int:
+    size = max(1, int(round(CHORD_BLOCK_S * frame_rate)))
+    n = chroma.shape[1] // size
+    if n < 2:
+        return 0
+    w = ms[:n * size].reshape(n, size)
+    blocks = np.einsum("cnk,nk->nc", chroma[:, :n * size].reshape(12, n, size), w)
+    audible = w.sum(axis=1) > 1e-10
+    norms = np.linalg.norm(blocks, axis=1)
+    unit = blocks / np.maximum(norms, 1e-20)[:, None]
+    dist = 1.0 - np.einsum("nc,nc->n", unit[1:], unit[:-1])
+    dist[~(audible[1:] & audible[:-1])] = 0.0
+    padded = np.concatenate([[0.0], dist, [0.0]])
+    peaks = (dist > CHORD_CHANGE) & (dist >= padded[:-2]) & (dist > padded[2:])
+    return int(peaks.sum())
 
 
 @functools.lru_cache(maxsize=1)

@@ -148,7 +148,20 @@ def run(argv: list[str] | None = None) -> summary.RunSummary:
     manifest = finalize(opts.output)
     s = summary.build_summary(opts, po, listed, manifest, result, time.time() - t0, songs_phase)
     write_atomic(join(opts.output, "run.json"), json.dumps(asdict(s), indent=2, default=str).encode())
+    if local:
+        write_caption_audit(opts.output)
     return s
+
+
+def write_caption_audit(output: str) -> None:
+    """caption_audit.json/.md beside run.json (the dataset card shows it); a run without music
+    shards has nothing to audit, which is logged, not raised."""
+    from captioner import audit
+
+    try:
+        audit.write(audit.audit(output), output)
+    except FileNotFoundError as e:
+        log.warning("no caption audit: %s", e)
 
 
 def main(argv: list[str] | None = None) -> int:

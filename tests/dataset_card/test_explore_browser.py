@@ -15,7 +15,8 @@ from dataset_card.explore import explore
 from dataset_card.explore.media import file_stem
 from tests.browser import chromium, console_errors, missing, wait_for
 from tests.dataset_card.fakerun import make_rows, write_run
-from tests.dataset_card.test_explore import NASTY
+from dataset_card.explore import flags as F
+from tests.dataset_card.test_explore import NASTY, fake_flag
 
 pytestmark = pytest.mark.skipif(missing() is not None, reason=str(missing()))
 
@@ -34,9 +35,12 @@ def rows():
 
 @pytest.fixture(scope="module")
 def page(tmp_path_factory, rows):
+    """The page of ``rows``, flagged by a stand-in audit with known answers (test_explore.fake_flag)."""
     root = tmp_path_factory.mktemp("explore_browser")
     run = write_run(root / "run", {t: [dict(x) for x in rs] for t, rs in rows.items()})
-    return explore(run)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(F, "audit_function", lambda: fake_flag)
+        return explore(run)
 
 
 @pytest.fixture(scope="module")
@@ -89,6 +93,17 @@ def test_filters_change_the_row_count(browser, rows):
     assert shown_clips(browser) == (matching, matching) and 0 < matching < len(rows[schema.MUSIC])
     shadow(browser, "search", "input").clear()
     browser.execute_script(f"const s = {MODEL.format('search')}; s.value_input = ''; s.value = '';")
+    wait_for(browser, f"{MODEL.format('clip_points')}.view.indices.count === {len(rows[schema.MUSIC])}")
+    # caption-report flags: clips with any of the ticked flags
+    flagged = [fake_flag(r["caption"], r["descriptors"], r["valence"], r["arousal"]) for r in rows[schema.MUSIC]]
+    boxes = browser.execute_script(f"return {VIEW.format('flag_filter')}.shadow_el.querySelectorAll('input')")
+    for box, expected in ((boxes[0], sum(f.repeated_phrase for f in flagged)),
+                          (boxes[1], sum(f.repeated_phrase or f.self_contradiction for f in flagged))):
+        box.click()
+        wait_for(browser, f"{MODEL.format('clip_points')}.view.indices.count === {expected}")
+        assert shown_clips(browser) == (expected, expected) and 0 < expected < len(rows[schema.MUSIC])
+    boxes[0].click()
+    boxes[1].click()
     wait_for(browser, f"{MODEL.format('clip_points')}.view.indices.count === {len(rows[schema.MUSIC])}")
 
 

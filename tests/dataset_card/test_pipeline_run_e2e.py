@@ -4,6 +4,7 @@ from __future__ import annotations
 import datasets
 import pytest
 
+from captioner.backends.descriptor import PROMPT_VERSION as TEMPLATE_VERSION
 from dataset_card.build import build
 from dataset_card.publish import publish
 from pipeline import run as run_mod
@@ -26,7 +27,7 @@ def test_real_run_builds_validates_and_publishes(demo_run, tmp_path, monkeypatch
     result = build(demo_run)
     assert result.validation.ok, result.validation.render()
     card = (result.out_dir / "README.md").read_text()
-    assert "descriptor/none/template-v1" in card and "| music | " in card
+    assert f"descriptor/none/{TEMPLATE_VERSION}+mood-labels" in card and "| music | " in card
     monkeypatch.setenv("HF_TOKEN", "hf_TESTTOKEN_e2e")
     hub = FakeHfApi(tmp_path / "fakehub")
     assert publish(demo_run, "mmva/imemnet-c", api=hub).commit

@@ -157,6 +157,18 @@ def test_render_prints_the_table(evaluated):
     for needle in ("image", "music", "caption", "V R²", "A RMSE", "image-music", "caption->music",
                    "image->music", "0/4 pairs present", "metrics.json"):
         assert needle in text, needle
+    # the demo's template captions name their own label's mood: the table says so beside them
+    assert evaluated.result.metrics["caption_mood_from_labels"] == 1.0
+    assert "not an independent measurement" in text
+
+
+def test_caption_mood_from_labels_reads_the_captioner_ids():
+    import datasets
+
+    ids = ["tags-llm/smollm2/tags-v2+mood-labels", "tags-llm/smollm2/tags-v2+mood-none",
+           "audio-llm/qwen/audio-v1", "descriptor/none/template-v1"]
+    assert evaluate.caption_mood_from_labels(datasets.Dataset.from_dict({"captioner": ids})) == 0.5
+    assert evaluate.caption_mood_from_labels(datasets.Dataset.from_dict({"caption": ["x"]})) is None
 
 
 def _preds(seed: int) -> dict[str, Predictions]:

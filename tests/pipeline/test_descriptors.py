@@ -48,7 +48,8 @@ def test_silence_has_defined_values():
     d = describe(g.silence(10.0, SR))
     assert d == {"tempo_bpm": 0.0, "beat_strength": 1.0, "key": "C", "mode": "major",
                  "key_strength": 0.0, "loudness_db": -100.0, "dynamic_range_db": 0.0,
-                 "brightness": 0.0, "onset_rate": 0.0}
+                 "brightness": 0.0, "onset_rate": 0.0, "percussive_ratio": 0.0, "loudness_trend_db": 0.0,
+                 "harmonic_change_rate": 0.0, "noisiness": 0.0}
 
 
 # --- rhythm ------------------------------------------------------------------------------------
@@ -170,3 +171,36 @@ def test_bad_inputs():
         clip_descriptors(a, 10.0, 20.0)
     with pytest.raises(ValueError, match="empty"):
         analyze(np.zeros(0, np.float32), SR)
+
+
+# --- texture facts (each known by construction) -------------------------------------------------
+
+
+def test_percussive_ratio_orders_chord_song_clicks():
+    chord = describe(g.chord(g.C_MAJOR_PROGRESSION[0], 10.0, SR))["percussive_ratio"]
+    song = describe(g.music_like_song(10.0, SR))["percussive_ratio"]
+    clicks = describe(g.click_track(120, 10.0, SR))["percussive_ratio"]
+    assert chord < 0.2 < song < 0.5 < clicks, (chord, song, clicks)  # the vocabulary's bands
+    assert describe(g.silence(10.0, SR))["percussive_ratio"] == 0.0
+
+
+@pytest.mark.parametrize("db_change", [-30.0, -10.0, 0.0, 10.0, 30.0])
+def test_loudness_trend_reads_a_ramp(db_change):
+    ramp = (10.0 ** (np.linspace(0.0, db_change, 10 * SR) / 20.0)).astype(np.float32)
+    x = g.chord(g.C_MAJOR_PROGRESSION[0], 10.0, SR) * ramp
+    assert describe(x)["loudness_trend_db"] == pytest.approx(db_change, abs=1.5)
+
+
+@pytest.mark.parametrize("seconds_each, changes", [(10.0, 0), (2.5, 3), (1.0, 9)])
+def test_harmonic_change_rate_counts_chord_changes(seconds_each, changes):
+    # I-IV-V-vi-ii-... : every neighbour differs (a repeated chord would not be a change)
+    chords = ((48, 60, 64, 67), (53, 60, 65, 69), (55, 59, 62, 67), (57, 60, 64, 69), (50, 62, 65, 69))
+    x = g.progression(chords * 2, seconds_each, SR)[: 10 * SR]
+    assert describe(x)["harmonic_change_rate"] == pytest.approx(changes / 10.0, abs=0.1)
+
+
+def test_noisiness_tone_song_noise():
+    tone = describe(g.tone(440.0, 10.0, SR, harmonics=4))["noisiness"]
+    song = describe(g.music_like_song(10.0, SR))["noisiness"]
+    noise = describe(g.noise(10.0, SR))["noisiness"]
+    assert tone < 0.01 and song < 0.08 and noise > 0.5, (tone, song, noise)

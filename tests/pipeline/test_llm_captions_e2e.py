@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 
+from captioner.prompts import PROMPT_VERSION
 from tests.captioner.tiny_models import tiny_causal_lm
 from tests.e2e_helpers import read_failures, read_table, run_pipeline
 
@@ -39,5 +40,5 @@ def test_default_captioner_is_tags_llm_with_the_packaged_smollm2(tmp_path, monke
     rows = read_table(tmp_path / "out", "music")
     rejects = [f for f in read_failures(tmp_path / "out") if f["stage"] == "caption"]
     assert len(rows) + len(rejects) == summary.stage_counters["songs_out"] == 2
-    assert all(r["captioner"] == "tags-llm/SmolLM2-135M-Instruct.Q4_1/tags-v1" for r in rows)
+    assert all(r["captioner"] == f"tags-llm/SmolLM2-135M-Instruct.Q4_1/{PROMPT_VERSION}+mood-labels" for r in rows)
     assert all(r["caption"].endswith(".") and len(r["caption"].split()) >= 8 for r in rows)
