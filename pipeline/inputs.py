@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from typing import Callable, Iterator
 
 from pipeline.beam_import import beam  # Beam without its harmless apitools warning
-
 from pipeline.sources.base import SONG_SOURCES, SourceItems
 from pipeline.types import Failure, ImageTask, PairTask, SongTask
 
