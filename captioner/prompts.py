@@ -24,8 +24,7 @@ PROMPT_VERSION = "tags-v2"
 # grounding check would hold against a copied example).
 AUDIO_PROMPT_VERSION = "audio-v3"
 # Mood sources: where a caption's mood words come from (recorded in the captioner id).
-MOOD_SOURCES = ("labels", "none")
-MOODS = MOOD_SOURCES  # --caption_mood: mood tags from the VA labels, or none
+MOOD_SOURCES = ("labels", "none")  # --caption_mood: mood words from the VA labels, or none
 
 SYSTEM = (
     "You write short captions for instrumental music clips. Use only the facts in the tags, each "
@@ -55,6 +54,14 @@ AUDIO_CLOSING = "Do not invent lyrics or singers you cannot hear. Answer with th
 OPTIONAL = {"dynamics": "loudness", "timbre": "timbre", "rhythm": "rhythm", "texture": "percussion",
             "level over time": "dynamics", "harmony": "harmony", "noise": "noisiness"}
 FACTS_PER_CLIP = 3
+
+
+def mood_setting(extra: dict[str, Any] | None) -> str:
+    """The mood source a captioner config asks for (``extra["mood"]``, ``--caption_mood``), checked."""
+    mood = str((extra or {}).get("mood") or "labels")
+    if mood not in MOOD_SOURCES:
+        raise ValueError(f"caption mood {mood!r}: choose one of {', '.join(MOOD_SOURCES)}")
+    return mood
 
 
 @dataclass(frozen=True)

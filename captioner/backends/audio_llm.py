@@ -28,7 +28,7 @@ from captioner.audio_prep import AudioPreparer, PreparedClip, length_groups, res
 from captioner.base import CaptionerConfig, CaptionResult, ClipForCaption, register
 from captioner.generation import GenerationSettings, caption_with_retries, pick_device_dtype, seeded
 from captioner.postprocess import Checked, Limits, clean, postprocess, unusable
-from captioner.prompts import AUDIO_PROMPT_VERSION, MOOD_SOURCES, audio_instruction, audio_messages
+from captioner.prompts import AUDIO_PROMPT_VERSION, audio_instruction, audio_messages, mood_setting
 from captioner.weights import WeightsMissing, load_error, resolve
 
 DEFAULT_MODEL = "Qwen/Qwen2-Audio-7B-Instruct"
@@ -50,9 +50,7 @@ class AudioLLMCaptioner:
 
     def __init__(self, config: CaptionerConfig):
         self.settings = GenerationSettings.from_extra(config.extra)
-        self.mood = str(config.extra.get("mood") or "labels")
-        if self.mood not in MOOD_SOURCES:
-            raise ValueError(f"mood {self.mood!r}: choose one of {', '.join(MOOD_SOURCES)}")
+        self.mood = mood_setting(config.extra)
         self.limits = Limits()
         flag_value = config.model or DEFAULT_MODEL
         self.source = resolve(flag_value)

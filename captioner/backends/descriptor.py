@@ -8,18 +8,10 @@ from __future__ import annotations
 from typing import Sequence
 
 from captioner.base import CaptionerConfig, CaptionResult, ClipForCaption, register
+from captioner.prompts import mood_setting
 from captioner.vocab import SCALES, mood_words, tempo_clause
 
 PROMPT_VERSION = "template-v2"
-MOODS = ("labels", "none")  # where mood words come from: the VA labels, or nowhere
-
-
-def mood_setting(config: CaptionerConfig | None) -> str:
-    """``extra["mood"]`` of a config (``--caption_mood``), checked."""
-    mood = str((config.extra if config else {}).get("mood") or "labels")
-    if mood not in MOODS:
-        raise ValueError(f"caption mood {mood!r}: choose one of {', '.join(MOODS)}")
-    return mood
 
 
 @register("descriptor")
@@ -30,7 +22,7 @@ class DescriptorCaptioner:
     needs_model = False  # a template: the pipeline captions in place, without RunInference
 
     def __init__(self, config: CaptionerConfig | None = None):
-        self.mood = mood_setting(config)
+        self.mood = mood_setting(config.extra if config else None)
         self.id = f"descriptor/none/{PROMPT_VERSION}+mood-{self.mood}"
 
     def caption(self, batch: Sequence[ClipForCaption]) -> list[CaptionResult]:

@@ -22,7 +22,7 @@ from typing import Any, Sequence
 from captioner.base import CaptionerConfig, CaptionResult, ClipForCaption, register
 from captioner.generation import GenerationSettings, caption_with_retries, pick_device_dtype, seeded
 from captioner.postprocess import Checked, Limits, postprocess, unusable
-from captioner.prompts import MOODS, PROMPT_VERSION, plain_prompt, tags_messages
+from captioner.prompts import PROMPT_VERSION, mood_setting, plain_prompt, tags_messages
 from captioner.weights import ModelSource, WeightsMissing, load_error, resolve
 
 
@@ -35,9 +35,7 @@ class TagsLLMCaptioner:
     def __init__(self, config: CaptionerConfig):
         self.settings = GenerationSettings.from_extra(config.extra)
         self.decoding = AnswerDecoding.from_extra(config.extra)
-        self.mood = str(config.extra.get("mood") or "labels")
-        if self.mood not in MOODS:
-            raise ValueError(f"caption mood {self.mood!r}: choose one of {', '.join(MOODS)}")
+        self.mood = mood_setting(config.extra)
         self.limits = Limits()
         self.source = resolve(config.model)
         self.device, dtype = pick_device_dtype(self.settings)
