@@ -5,8 +5,9 @@ Without the optional GCP client libraries (we use none), ``import apache_beam`` 
 import not raising an ImportError.`` at the start of every run, which users read as a failure.
 Pipeline modules import Beam through this module (``from pipeline.beam_import import beam``)
 so that exactly that record, from the root logger, during the import only, is dropped; any
-other message still reaches stderr. Beam's own worker processes (``multi_processing``, Dask
-workers) import Beam before our code and still print it: that noise is theirs.
+other message still reaches stderr. DirectRunner worker processes start as
+:mod:`pipeline.beam_worker`, which imports Beam through this module too; Dask workers import
+Beam before any code of ours and still print it.
 
 ``logging.warning`` on a root logger without handlers would also run ``logging.basicConfig()``,
 fixing the format and level of every later line before an entry point configures logging;

@@ -23,6 +23,7 @@ from pipeline import graph, inputs, progress, summary
 from pipeline.beam_options import beam_options
 from pipeline.download import DownloadOptions
 from pipeline.inputs import InputSpec, Listed, input_specs
+from pipeline.local_runner import local_runner, uses_worker_processes
 from pipeline.options import build_parser
 from pipeline.progress import ProgressBars
 from pipeline.song import CutOptions
@@ -83,7 +84,8 @@ def graph_config(opts: argparse.Namespace, progress_dir: str | None) -> graph.Gr
 def execute(po: PipelineOptions, specs: list[InputSpec], listed: Listed, cfg: graph.GraphConfig,
             show_progress: bool):
     """Run the graph to completion; returns the Beam result."""
-    p = beam.Pipeline(options=po)
+    runner = local_runner(po) if uses_worker_processes(po) else None
+    p = beam.Pipeline(runner=runner, options=po)
     graph.build(p, specs, cfg)
     totals = {"songs": listed.songs, "images": listed.images}
     bars = ProgressBars(cfg.progress_dir, totals) if show_progress and cfg.progress_dir else nullcontext()
