@@ -19,27 +19,41 @@ class Usage:
     peak_processes: int
     peak_disk_bytes: int  # highest total size of the watched folders at one sample
     returncode: int
+    peak_by_process: list[tuple[str, int]] = ()  # (process, RSS) at the sample of the summed peak
+
 
     def as_dict(self) -> dict:
         return {"wall_s": round(self.wall_s, 2), "peak_rss_gb": round(self.peak_rss_bytes / 2**30, 3),
                 "peak_processes": self.peak_processes, "peak_disk_gb": round(self.peak_disk_bytes / 2**30, 3),
-                "returncode": self.returncode}
+                "returncode": self.returncode,
+                "rss_at_peak_gb": {name: round(rss / 2**30, 3) for name, rss in self.peak_by_process}}
 
 
 def tree_rss(proc: psutil.Process) -> tuple[int, int]:
     """(summed RSS, process count) of ``proc`` and its descendants; vanished processes count 0."""
-    total, n = 0, 0
+    each = tree_rss_by_process(proc)
+    return sum(rss for _, rss in each), len(each)
+
+
+def tree_rss_by_process(proc: psutil.Process) -> list[tuple[str, int]]:
+    """(name, RSS) of ``proc`` and each descendant (name: pid and the module it runs, if any)."""
     try:
         family = [proc] + proc.children(recursive=True)
     except psutil.NoSuchProcess:
-        return 0, 0
+        return []
+    out = []
     for p in family:
         try:
-            total += p.memory_info().rss
-            n += 1
+            out.append((_process_name(p), p.memory_info().rss))
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
-    return total, n
+    return out
+
+
+def _process_name(p: psutil.Process) -> str:
+    cmd = p.cmdline()
+    module = cmd[cmd.index("-m") + 1] if "-m" in cmd[:-1] else os.path.basename(cmd[0]) if cmd else "?"
+    return f"{p.pid} {module}"
 
 
 def folder_bytes(paths: list[Path]) -> int:
@@ -65,14 +79,17 @@ def measure(cmd: list[str], *, cwd: str | Path | None = None, env: dict | None =
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
     ps = psutil.Process(proc.pid)
-    peak = {"rss": 0, "n": 0, "disk": 0}
+    peak = {"rss": 0, "n": 0, "disk": 0, "each": []}
     stop = threading.Event()
 
     def sample():
         k = 0
         while not stop.is_set():
-            rss, n = tree_rss(ps)
-            peak["rss"], peak["n"] = max(peak["rss"], rss), max(peak["n"], n)
+            each = tree_rss_by_process(ps)
+            rss = sum(r for _, r in each)
+            if rss > peak["rss"]:
+                peak["rss"], peak["each"] = rss, each
+            peak["n"] = max(peak["n"], len(each))
             if watch and k % disk_every == 0:  # walking the tree is slower than reading RSS
                 peak["disk"] = max(peak["disk"], folder_bytes(list(watch)))
             k += 1
@@ -88,4 +105,4 @@ def measure(cmd: list[str], *, cwd: str | Path | None = None, env: dict | None =
         peak["disk"] = max(peak["disk"], folder_bytes(list(watch)))
     if log:
         out.close()
-    return Usage(wall, peak["rss"], peak["n"], peak["disk"], rc)
+    return Usage(wall, peak["rss"], peak["n"], peak["disk"], rc, peak["each"])
