@@ -116,6 +116,9 @@ def probe(path: PathLike) -> AudioInfo:
     return info
 
 
+_READ_BLOCK = 1 << 18  # frames read and downmixed at once (~6 s at 44.1 kHz)
+
+
 def _read_range(path: PathLike, start_s: float, end_s: float | None) -> tuple[np.ndarray, int]:
     """(channels, samples) float32 and the native rate for [start_s, end_s) of the file.
 
@@ -138,11 +141,27 @@ def _read_range(path: PathLike, start_s: float, end_s: float | None) -> tuple[np
 
 
 def _read_range_soundfile(path: PathLike, start_s: float, end_s: float | None) -> tuple[np.ndarray, int]:
+    """Like :func:`_read_range`; several channels come back already averaged, (1, samples).
+
+    Averaging block by block keeps one mono copy of the song in memory, not every channel of it
+    (a 9-minute stereo song: 95 MB instead of 285 MB); the values are those of ``decode``'s mean.
+    """
     with sf.SoundFile(_sf_source(path)) as f:
         sr = f.samplerate
         f.seek(min(int(round(start_s * sr)), f.frames))
         n = -1 if end_s is None else int(round((end_s - start_s) * sr))
-        return f.read(n, dtype="float32", always_2d=True).T, sr
+        if f.channels == 1:
+            return f.read(n, dtype="float32", always_2d=True).T, sr
+        left = f.frames - f.tell() if n < 0 else min(n, f.frames - f.tell())
+        mono = np.empty(max(0, left), dtype=np.float32)
+        done = 0
+        while done < len(mono):
+            block = f.read(min(_READ_BLOCK, len(mono) - done), dtype="float32", always_2d=True)
+            if len(block) == 0:  # the header promised more frames than the stream holds
+                break
+            mono[done:done + len(block)] = block.mean(axis=1, dtype=np.float32)
+            done += len(block)
+        return mono[None, :done], sr
 
 
 def _read(path: PathLike, start_s: float, end_s: float | None) -> tuple[np.ndarray, int]:

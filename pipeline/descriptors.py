@@ -1,7 +1,8 @@
 """Musical descriptors: one frame-level analysis per song, then cheap per-clip aggregation.
 
 :func:`analyze` resamples once and takes ONE STFT (n_fft 2048, hop 512); every frame feature
-(level, centroid, chroma, onset strength) derives from that spectrogram. :func:`clip_descriptors`
+(level, centroid, chroma, onset strength) derives from that spectrogram, which is computed and
+reduced ``CHUNK_FRAMES`` frames at a time so that a long song never holds all of it. :func:`clip_descriptors`
 slices those frames for a clip window and aggregates them; only tempo, beats and onsets run per
 clip, on the clip's slice of the onset envelope (cheap). Clips of one song overlap heavily
 (10 s every 5/3 s: 13 clips cover a 30 s span 4.3 times), so the spectral work is done once
@@ -59,6 +60,8 @@ ONSET_SCALE = 20.0
 # A tempo needs a few events to repeat: with fewer onsets in a clip (a sound starting, a chord
 # change every few seconds) the autocorrelation only returns its prior (~120 BPM).
 MIN_PULSE_ONSETS = 4
+# Spectrogram frames analysed at once: ~95 s at 22.05 kHz, so a 45 s DEAM excerpt is one chunk.
+CHUNK_FRAMES = 4096
 HPSS_KERNEL = 17  # smoothing length in frames (harmonic) and mel bands (percussive)
 CHORD_BLOCK_S = 0.5
 CHORD_CHANGE = 0.15  # cosine distance between neighbouring chroma blocks that counts as a change
@@ -116,26 +119,55 @@ def _filters(sr: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def analyze(x: np.ndarray, sample_rate: int, analysis_sr: int = 22050) -> SongAnalysis:
-    """Frame features of a whole mono song; resamples to ``analysis_sr`` once, one STFT."""
+    """Frame features of a whole mono song; resamples to ``analysis_sr`` once, one STFT.
+
+    The spectrogram is taken ``CHUNK_FRAMES`` frames at a time and reduced to the per-frame
+    features at once, so memory grows with a song's length only by those features (about 0.6 KB
+    per frame), not by its spectrogram (8 KB per frame, 1.3 GB for a 9-minute song). Chroma needs
+    the song's tuning, known only after every frame: a song longer than one chunk takes its STFT
+    twice. Values are those of one whole-song STFT (``tests/pipeline/test_descriptors.py``).
+    """
     y = np.asarray(x, dtype=np.float32)
     if sample_rate != analysis_sr:
         y = soxr.resample(y, sample_rate, analysis_sr, quality="HQ")
     if len(y) == 0:
         raise ValueError("cannot analyse an empty signal")
-    mag = np.abs(librosa.stft(y, n_fft=N_FFT, hop_length=HOP))
-    power = mag**2
     mel_fb, freqs, ms_weights = _filters(analysis_sr)
-    ms = ms_weights @ power
-    centroid = (freqs @ mag) / np.maximum(mag.sum(axis=0), 1e-10)
-    tuning = _tuning(power, analysis_sr)
-    chroma = librosa.feature.chroma_stft(S=power, sr=analysis_sr, tuning=tuning)
-    mel = mel_fb @ power
+    n_frames = 1 + len(y) // HOP  # as librosa.stft(center=True)
+    chunks = [(f, min(f + CHUNK_FRAMES, n_frames)) for f in range(0, n_frames, CHUNK_FRAMES)]
+    ms, centroid, mel, peaks, power, audible = [], [], [], [], None, False
+    for f0, f1 in chunks:
+        mag = np.abs(_stft_frames(y, f0, f1))
+        power = mag**2
+        ms.append(ms_weights @ power)
+        centroid.append((freqs @ mag) / np.maximum(mag.sum(axis=0), 1e-10))
+        mel.append(mel_fb @ power)
+        peaks.append(_pitch_peaks(power, analysis_sr))
+        audible = audible or bool(np.any(power > 1e-10))
+    tuning = _tuning(peaks) if audible else 0.0
+    if len(chunks) > 1:  # a second pass for chroma; one chunk keeps its power spectrogram
+        power = None
+    chroma = np.concatenate([
+        librosa.feature.chroma_stft(S=power if power is not None else np.abs(_stft_frames(y, f0, f1)) ** 2,
+                                    sr=analysis_sr, tuning=tuning)
+        for f0, f1 in chunks], axis=1)
+    mel = np.concatenate(mel, axis=1)
     mel_db = librosa.power_to_db(mel)
     onset_env = librosa.onset.onset_strength(S=mel_db, sr=analysis_sr, hop_length=HOP)
     percussive, harmonic = _hpss_energy(mel)
-    return SongAnalysis(analysis_sr, HOP, len(y) / analysis_sr, ms.astype(np.float64),
-                        centroid.astype(np.float64), chroma, onset_env, tuning,
+    return SongAnalysis(analysis_sr, HOP, len(y) / analysis_sr, np.concatenate(ms).astype(np.float64),
+                        np.concatenate(centroid).astype(np.float64), chroma, onset_env, tuning,
                         percussive, harmonic, _flatness(mel))
+
+
+def _stft_frames(y: np.ndarray, f0: int, f1: int) -> np.ndarray:
+    """Frames ``f0 <= k < f1`` of ``librosa.stft(y, n_fft=N_FFT, hop_length=HOP)`` (centred,
+    zero-padded), computed from the samples those frames cover only."""
+    lo, hi = f0 * HOP - N_FFT // 2, (f1 - 1) * HOP + N_FFT // 2  # sample span, in y's coordinates
+    seg = y[max(lo, 0):min(hi, len(y))]
+    if lo < 0 or hi > len(y):
+        seg = np.pad(seg, (max(0, -lo), max(0, hi - len(y))))
+    return librosa.stft(seg, n_fft=N_FFT, hop_length=HOP, center=False)
 
 
 def _hpss_energy(mel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -158,13 +190,26 @@ def _flatness(mel: np.ndarray) -> np.ndarray:
     return (np.exp(np.log(m).mean(axis=0)) / m.mean(axis=0)).astype(np.float64)
 
 
-def _tuning(power: np.ndarray, sr: int) -> float:
-    """Deviation from A440 in fractions of a chroma bin, estimated once for the whole song."""
-    if not np.any(power > 1e-10):
+def _pitch_peaks(power: np.ndarray, sr: int) -> tuple[np.ndarray, np.ndarray]:
+    """(pitch, magnitude) of every spectral peak librosa's tuning estimate considers, in some frames.
+
+    ``piptrack`` works frame by frame, so peaks gathered chunk by chunk are those of the song.
+    """
+    pitch, mag = librosa.piptrack(S=power, sr=sr)
+    found = pitch > 0
+    return pitch[found], mag[found]
+
+
+def _tuning(peaks: list[tuple[np.ndarray, np.ndarray]]) -> float:
+    """Deviation from A440 in fractions of a chroma bin, estimated once for the whole song: what
+    ``librosa.estimate_tuning(S=power, bins_per_octave=12)`` returns, from the song's peaks."""
+    pitch = np.concatenate([p for p, _ in peaks])
+    mag = np.concatenate([m for _, m in peaks])
+    if len(pitch) == 0:
         return 0.0
     with warnings.catch_warnings():  # no pitched peaks (noise, clicks): librosa warns, returns 0
         warnings.filterwarnings("ignore", message="Trying to estimate tuning")
-        return float(librosa.estimate_tuning(S=power, sr=sr, bins_per_octave=12))
+        return float(librosa.pitch_tuning(pitch[mag >= np.median(mag)], bins_per_octave=12))
 
 
 def clip_descriptors(a: SongAnalysis, start_s: float, end_s: float) -> dict:

@@ -283,3 +283,17 @@ def test_encode_flac_is_deterministic_and_lossless_at_16_bit():
 def test_encode_flac_clips_out_of_range():
     y, _ = sf.read(io.BytesIO(encode_flac(np.array([2.0, -3.0, 0.5], np.float32), 8000)))
     assert y.max() <= 1.0 and y.min() >= -1.0 and y[2] == pytest.approx(0.5, abs=1e-4)
+
+
+@pytest.mark.parametrize("channels", [2, 3])
+def test_multichannel_downmix_block_by_block_equals_the_whole_mean(tmp_path, monkeypatch, channels):
+    sr = 22050
+    x = np.stack([g.tone(220.0 * (c + 1), 3.0, sr, 0.3) for c in range(channels)], axis=1)
+    path = tmp_path / "multi.wav"
+    sf.write(path, x, sr, subtype="FLOAT")
+    monkeypatch.setattr(audio, "_READ_BLOCK", 1000)  # many blocks, the last a partial one
+    for start, end in ((None, None), (0.5, 2.25), (1.0, None)):
+        y = decode(str(path), sr, start_s=start, end_s=end)
+        a = int(round((start or 0) * sr))
+        b = len(x) if end is None else a + int(round((end - start) * sr))
+        np.testing.assert_array_equal(y, x[a:b].T.mean(axis=0, dtype=np.float32))

@@ -204,3 +204,75 @@ def test_noisiness_tone_song_noise():
     song = describe(g.music_like_song(10.0, SR))["noisiness"]
     noise = describe(g.noise(10.0, SR))["noisiness"]
     assert tone < 0.01 and song < 0.08 and noise > 0.5, (tone, song, noise)
+
+
+# --- long songs: the spectrogram is analysed chunk by chunk ---------------------------------------
+
+
+def _fields(a) -> dict:
+    return {f: getattr(a, f) for f in ("ms", "centroid", "chroma", "onset_env", "percussive", "harmonic", "flatness")}
+
+
+@pytest.mark.parametrize("samples", [SR * 30, SR * 30 + 511, SR * 30 + 1])  # frame grid ends in every way
+def test_chunks_of_the_stft_are_the_whole_stft(samples):
+    import librosa
+
+    from pipeline.descriptors import HOP, N_FFT, _stft_frames
+
+    y = g.music_like_song(samples / SR + 1, SR)[:samples]
+    whole = librosa.stft(y, n_fft=N_FFT, hop_length=HOP)
+    n = whole.shape[1]
+    parts = np.concatenate([_stft_frames(y, f, min(f + 300, n)) for f in range(0, n, 300)], axis=1)
+    np.testing.assert_allclose(parts, whole, rtol=0, atol=1e-5 * np.abs(whole).max())
+
+
+def test_a_song_analysed_in_chunks_equals_one_analysis(monkeypatch):
+    """Chunk by chunk (and two passes, for chroma) gives the whole-song features up to float32 rounding."""
+    from pipeline import descriptors
+
+    x = np.concatenate([g.music_like_song(20.0, SR), g.silence(3.0, SR), g.music_like_song(17.0, SR, minor=True)])
+    monkeypatch.setattr(descriptors, "CHUNK_FRAMES", 10**9)
+    whole = analyze(x, SR)
+    monkeypatch.setattr(descriptors, "CHUNK_FRAMES", 333)  # 6 chunks, the last a short one
+    chunked = analyze(x, SR)
+    assert chunked.tuning == whole.tuning and chunked.duration_s == whole.duration_s
+    for name, value in _fields(whole).items():
+        np.testing.assert_allclose(_fields(chunked)[name], value, rtol=1e-5, atol=1e-12, err_msg=name)
+    for start in range(0, 30, 5):
+        a, b = clip_descriptors(whole, start, start + 10), clip_descriptors(chunked, start, start + 10)
+        assert a.keys() == b.keys()
+        for k in a:
+            assert a[k] == (b[k] if isinstance(a[k], str) else pytest.approx(b[k], rel=1e-5, abs=1e-9)), k
+
+
+def test_tuning_from_chunked_peaks_is_librosas_estimate():
+    import librosa
+
+    from pipeline.descriptors import HOP, N_FFT, _pitch_peaks, _tuning
+
+    y = g.progression(((61.3, 65.3, 68.3), (66.3, 70.3, 73.3)), 4.0, SR)  # a third of a semitone sharp
+    power = np.abs(librosa.stft(y, n_fft=N_FFT, hop_length=HOP)) ** 2
+    expected = librosa.estimate_tuning(S=power, sr=SR, bins_per_octave=12)
+    assert _tuning([_pitch_peaks(power[:, i:i + 50], SR) for i in range(0, power.shape[1], 50)]) == expected
+    assert abs(expected - 0.3) < 0.05
+
+
+def test_analysis_memory_does_not_grow_with_the_spectrogram():
+    """Peak allocations of a 4x longer song grow by its features and audio, not by its spectrogram."""
+    import tracemalloc
+
+    from pipeline.descriptors import CHUNK_FRAMES, HOP
+
+    def peak(seconds: float) -> int:
+        x = g.noise(seconds, SR, amp=0.1)
+        tracemalloc.start()
+        analyze(x, SR)
+        _, top = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        return top
+
+    short_s = CHUNK_FRAMES * HOP / SR * 1.2  # just over one chunk: the two-pass path already
+    extra_frames = 3 * short_s * SR / HOP
+    spectrogram = extra_frames * 1025 * 8  # complex64 STFT of the extra length
+    growth = peak(4 * short_s) - peak(short_s)
+    assert growth < 0.5 * spectrogram, (growth, spectrogram)  # a whole-song STFT: about 3x it
