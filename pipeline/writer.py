@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, BinaryIO, Callable, Iterable
 
 from pipeline.beam_import import beam  # Beam without its harmless apitools warning
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
@@ -123,13 +124,59 @@ def write_parquet(path: str, table: str, rows: list[dict[str, Any]]) -> None:
     avg = max(1, sum(row_bytes(r) for r in rows) // max(1, len(rows)))
     row_group = max(1, MAX_ROW_GROUP_BYTES // avg)
 
-    def write(fh: BinaryIO) -> None:
-        with pq.ParquetWriter(fh, arrow_schema, **_encoding(arrow_schema)) as out:
+    def write(sink: BinaryIO | str) -> None:
+        with pq.ParquetWriter(sink, arrow_schema, **_encoding(arrow_schema)) as out:
             for start in range(0, max(1, len(rows)), row_group):  # an empty shard still gets its row group
-                group = [unstage(r) for r in rows[start:start + row_group]]
-                out.write_table(pa.Table.from_pylist(group, schema=arrow_schema), row_group_size=row_group)
+                group = row_group_table(rows[start:start + row_group], arrow_schema)
+                out.write_table(group, row_group_size=row_group)
+                del group  # before the next one is read: one row group in memory, not two
 
-    write_atomic(path, write)
+    write_atomic(path, write, local_path=True)
+
+
+def row_group_table(rows: list[dict[str, Any]], arrow_schema: pa.Schema) -> pa.Table:
+    """One row group as an Arrow table, staged media read straight into one exact-size buffer per column.
+
+    ``pa.Table.from_pylist`` of rows holding their media would keep every file's bytes as a Python
+    object and again in Arrow builders that grow by doubling (measured: 3.6x the media of a row
+    group at peak); here the media of a row group are in memory once. Same values, so same bytes.
+    """
+    staged = [c for c in MEDIA_COLUMNS if c in arrow_schema.names and rows and all(c in r.get(STAGED, {}) for r in rows)]
+    table = pa.Table.from_pylist([_without_staged(r, staged) for r in rows], schema=arrow_schema)
+    for column in staged:
+        i = arrow_schema.get_field_index(column)
+        light = table.column(i).combine_chunks()
+        media = pa.StructArray.from_arrays([_read_staged(rows, column), light.field("path")],
+                                           fields=list(arrow_schema.field(i).type))
+        table = table.set_column(i, arrow_schema.field(i), media)
+    return table
+
+
+def _without_staged(row: dict[str, Any], staged: list[str]) -> dict[str, Any]:
+    """The row without its staging addresses; media not staged are read back as before."""
+    if not staged:
+        return unstage(row)
+    row = {k: v for k, v in row.items() if k != STAGED}
+    for column in staged:
+        row[column] = {**row[column], "bytes": None}
+    return row
+
+
+def _read_staged(rows: list[dict[str, Any]], column: str) -> pa.Array:
+    """A binary array of the rows' staged ``column`` files, read into one buffer of their summed size."""
+    sizes = [r[STAGED][column][1] for r in rows]
+    offsets = np.zeros(len(rows) + 1, dtype=np.int32)
+    np.cumsum(sizes, out=offsets[1:])
+    data = bytearray(int(offsets[-1]))
+    view = memoryview(data)
+    for row, start, size in zip(rows, offsets[:-1], sizes):
+        uri = row[STAGED][column][0]
+        with FileSystems.open(uri) as fh:
+            got = fh.read(size + 1)
+        if len(got) != size:
+            raise IOError(f"staged file {uri} holds {len(got)} bytes, {size} expected (changed since staging?)")
+        view[start:start + size] = got
+    return pa.BinaryArray.from_buffers(pa.binary(), len(rows), [None, pa.py_buffer(offsets), pa.py_buffer(data)])
 
 
 def _encoding(arrow_schema: pa.Schema) -> dict[str, Any]:
@@ -150,17 +197,24 @@ def _encoding(arrow_schema: pa.Schema) -> dict[str, Any]:
             "use_dictionary": plain, "write_statistics": plain}
 
 
-def write_atomic(path: str, payload: bytes | Callable[[BinaryIO], object]) -> None:
+def write_atomic(path: str, payload: bytes | Callable[[BinaryIO | str], object], *, local_path: bool = False) -> None:
     """Write ``payload`` (bytes, or a function writing to a file) to ``path`` on any Beam
     filesystem, via a temporary name and a rename.
 
     A killed run therefore leaves either the previous file or the new one, never half of one.
+    With ``local_path``, a function given a local ``path`` gets the temporary file's name instead
+    of a file object, so that a native writer (pyarrow) writes it without Python in between: that
+    saves a copy of every buffer it writes.
     """
     tmp = f"{path}.tmp-{uuid.uuid4().hex}"
-    if FileSystems.get_scheme(path) is None:  # object stores have no folders to make
+    local = FileSystems.get_scheme(path) is None
+    if local:  # object stores have no folders to make
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    with FileSystems.create(tmp) as fh:
-        payload(fh) if callable(payload) else fh.write(payload)
+    if local and local_path and callable(payload):
+        payload(tmp)
+    else:
+        with FileSystems.create(tmp) as fh:
+            payload(fh) if callable(payload) else fh.write(payload)
     FileSystems.rename([tmp], [path])
 
 

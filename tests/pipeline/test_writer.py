@@ -155,10 +155,30 @@ def test_writer_reads_media_back_one_row_group_at_a_time(tmp_path, monkeypatch):
     avg = sum(writer.row_bytes(r) for r in rows) // 8
     monkeypatch.setattr(writer, "MAX_ROW_GROUP_BYTES", 3 * avg)  # 3 rows per group
     events = []
-    real_unstage, real_write = writer.unstage, pq.ParquetWriter.write_table
-    monkeypatch.setattr(writer, "unstage", lambda r: events.append("read") or real_unstage(r))
+    real_read, real_write = writer._read_staged, pq.ParquetWriter.write_table
+    monkeypatch.setattr(writer, "_read_staged", lambda rs, c: events.append(f"read{len(rs)}") or real_read(rs, c))
     monkeypatch.setattr(pq.ParquetWriter, "write_table",
                         lambda self, t, **kw: events.append(f"write{t.num_rows}") or real_write(self, t, **kw))
     writer.write_parquet(str(tmp_path / "x.parquet"), "music", rows)
-    assert events == ["read"] * 3 + ["write3"] + ["read"] * 3 + ["write3"] + ["read"] * 2 + ["write2"]
+    assert events == ["read3", "write3", "read3", "write3", "read2", "write2"]
     assert all(writer.STAGED in r for r in rows), "the caller's light rows are left as they were"
+
+
+def test_a_staged_file_that_changed_size_is_an_error_not_a_short_row(tmp_path):
+    rows = _staged_rows(tmp_path / "out", 2)
+    uri, _ = rows[1][writer.STAGED]["audio"]
+    with open(uri, "ab") as fh:
+        fh.write(b"x")
+    with pytest.raises(IOError, match="bytes, .* expected"):
+        writer.write_parquet(str(tmp_path / "x.parquet"), "music", rows)
+    assert not (tmp_path / "x.parquet").exists()
+
+
+def test_rows_with_media_inline_are_written_as_well(tmp_path):
+    """Rows that carry their bytes (nothing staged) take the plain path, same file."""
+    staged = _staged_rows(tmp_path / "out", 3)
+    inline = [writer.unstage(r) for r in staged]
+    a, b = tmp_path / "a.parquet", tmp_path / "b.parquet"
+    writer.write_parquet(str(a), "music", staged)
+    writer.write_parquet(str(b), "music", inline)
+    assert a.read_bytes() == b.read_bytes()
