@@ -10,6 +10,12 @@ outcome, failures by reason, peak RSS summed over all processes, peak disk of th
 measures any size from the command line (the full size is ``--fraction 1``)::
 
     python -m tests.benchmarks.bench_rehearsal --fraction 0.1 --out /tmp/rehearsal-10
+
+Several ``--fraction`` flags compare peak memory across sizes (target: the largest at most 1.3x the
+smallest, all under 8 GB)::
+
+    python -m tests.benchmarks.bench_rehearsal --fraction 0.1 --fraction 0.3 --fraction 1 --out /tmp/rehearsal \\
+        --record rehearsal-memory.json
 """
 from __future__ import annotations
 
@@ -74,22 +80,51 @@ def test_rehearsal_reduced_size():
     assert not {"train"} & set(record["rows"]["pairs"])  # IMEMNet's files hold test and validation pairs only
 
 
+MEMORY_TARGET = {"largest_vs_smallest": ("<=", 1.3), "largest_peak_gb": ("<=", 8.0)}
+
+
+def memory_scaling(records: dict[float, dict]) -> dict:
+    """Peak RSS (all processes) at each size, the largest over the smallest, and the targets."""
+    from tests.benchmarks.bench_pipeline import targets
+
+    peaks = {f: r["pipeline"]["peak_rss_gb"] for f, r in records.items()}
+    out = {"peak_rss_gb": {f"{100 * f:g}%": v for f, v in peaks.items()},
+           "rss_at_peak_gb": {f"{100 * f:g}%": r["pipeline"].get("rss_at_peak_gb") for f, r in records.items()},
+           "wall_s": {f"{100 * f:g}%": r["pipeline"]["wall_s"] for f, r in records.items()},
+           "songs": {f"{100 * f:g}%": r["listed"]["songs"] for f, r in records.items()},
+           "largest_vs_smallest": max(peaks.values()) / min(peaks.values()), "largest_peak_gb": max(peaks.values())}
+    out["targets"] = targets(out, MEMORY_TARGET)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m tests.benchmarks.bench_rehearsal", description=__doc__.split("\n")[0])
-    p.add_argument("--fraction", type=float, default=FRACTION, help="share of the full size (1 = full)")
+    p.add_argument("--fraction", type=float, action="append", default=None,
+                   help=f"share of the full size (1 = full; default {FRACTION}); repeat it to compare the "
+                        "peak memory of several sizes (each its own folder OUT-<percent>)")
     p.add_argument("--out", required=True, help="folder for the rehearsal and its run (replaced)")
     p.add_argument("--workers", type=int, default=2, help="DirectRunner worker processes (default 2)")
     p.add_argument("--record", default=None, help="also write runs/bench/<RECORD> (e.g. rehearsal-100.json)")
     a = p.parse_args(argv)
-    out = Path(a.out)
-    shutil.rmtree(out, ignore_errors=True)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    fractions = a.fraction or [FRACTION]
     workers = (f"--direct_num_workers={a.workers}", "--direct_running_mode=multi_processing")
-    record = rehearse(out, a.fraction, workers)
-    (out / "bench.json").write_text(json.dumps(record, indent=2) + "\n")
+    records = {}
+    for fraction in fractions:
+        out = Path(a.out if len(fractions) == 1 else f"{a.out}-{100 * fraction:g}")
+        shutil.rmtree(out, ignore_errors=True)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        records[fraction] = rehearse(out, fraction, workers)
+        (out / "bench.json").write_text(json.dumps(records[fraction], indent=2) + "\n")
+        _print(records[fraction])
+    record = records[fractions[0]] if len(fractions) == 1 else {
+        "runs": {f"{100 * f:g}%": r for f, r in records.items()}, "memory": memory_scaling(records)}
+    if len(fractions) > 1:
+        m = record["memory"]
+        print("\npeak RSS over all processes: " + ", ".join(f"{k} {v} GB" for k, v in m["peak_rss_gb"].items()))
+        for name, t in m["targets"].items():
+            print(f"  target {name} {t['op']} {t['target']}: {t['value']:.2f} -> {'met' if t['met'] else 'NOT met'}")
     if a.record:
         write_record(a.record, record)
-    _print(record)
     return 0
 
 
