@@ -122,10 +122,12 @@ def analyze(x: np.ndarray, sample_rate: int, analysis_sr: int = 22050) -> SongAn
     """Frame features of a whole mono song; resamples to ``analysis_sr`` once, one STFT.
 
     The spectrogram is taken ``CHUNK_FRAMES`` frames at a time and reduced to the per-frame
-    features at once, so memory grows with a song's length only by those features (about 0.6 KB
-    per frame), not by its spectrogram (8 KB per frame, 1.3 GB for a 9-minute song). Chroma needs
-    the song's tuning, known only after every frame: a song longer than one chunk takes its STFT
-    twice. Values are those of one whole-song STFT (``tests/pipeline/test_descriptors.py``).
+    features at once, so memory grows with a song's length by those features and their working
+    arrays (about 2 KB per frame), not by the spectrogram and its copies (about 40 KB per frame:
+    1.3 GB for a 9-minute song). Chroma needs the song's tuning, known only after every frame: a
+    song longer than one chunk takes its STFT twice. One chunk gives the values of one whole-song
+    STFT exactly; several differ from them by float32 rounding in a few frames, where BLAS blocks
+    the products differently (``tests/pipeline/test_descriptors.py``).
     """
     y = np.asarray(x, dtype=np.float32)
     if sample_rate != analysis_sr:
