@@ -178,18 +178,31 @@ def _hpss_energy(mel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
     Fitzgerald's HPSS uses median filters; moving averages separate the same extremes (tones,
     clicks; noise splits evenly) at a hundredth of the cost, which keeps descriptors fast."""
-    mel = mel.astype(np.float64)
     scale = max(float(mel.max()), 1e-30)  # the masks are scale-free; this keeps the 4th powers in range
-    h = uniform_filter1d(mel / scale, HPSS_KERNEL, axis=1, mode="nearest")
-    p = uniform_filter1d(mel / scale, HPSS_KERNEL, axis=0, mode="nearest")
-    h4, p4 = (h * h) ** 2, (p * p) ** 2
-    total = np.maximum(h4 + p4, 1e-300)
-    return (mel * p4 / total).sum(axis=0), (mel * h4 / total).sum(axis=0)
+    half, n = HPSS_KERNEL // 2, mel.shape[1]
+    percussive, harmonic = [], []
+    # By chunks of frames, each with the neighbours its time smoothing reads (float64 working
+    # arrays are 6x the mel spectrogram); one chunk is the whole-song computation itself.
+    for f0 in range(0, n, CHUNK_FRAMES):
+        f1 = min(f0 + CHUNK_FRAMES, n)
+        lo, hi = max(0, f0 - half), min(n, f1 + half)
+        m = mel[:, lo:hi].astype(np.float64)
+        h = uniform_filter1d(m / scale, HPSS_KERNEL, axis=1, mode="nearest")[:, f0 - lo:f1 - lo]
+        m = m[:, f0 - lo:f1 - lo]
+        p = uniform_filter1d(m / scale, HPSS_KERNEL, axis=0, mode="nearest")
+        h4, p4 = (h * h) ** 2, (p * p) ** 2
+        total = np.maximum(h4 + p4, 1e-300)
+        percussive.append((m * p4 / total).sum(axis=0))
+        harmonic.append((m * h4 / total).sum(axis=0))
+    return np.concatenate(percussive), np.concatenate(harmonic)
 
 
 def _flatness(mel: np.ndarray) -> np.ndarray:
-    m = np.maximum(mel, 1e-20)
-    return (np.exp(np.log(m).mean(axis=0)) / m.mean(axis=0)).astype(np.float64)
+    def chunk(m: np.ndarray) -> np.ndarray:
+        m = np.maximum(m, 1e-20)
+        return (np.exp(np.log(m).mean(axis=0)) / m.mean(axis=0)).astype(np.float64)
+
+    return np.concatenate([chunk(mel[:, f:f + CHUNK_FRAMES]) for f in range(0, mel.shape[1], CHUNK_FRAMES)])
 
 
 def _pitch_peaks(power: np.ndarray, sr: int) -> tuple[np.ndarray, np.ndarray]:
