@@ -93,7 +93,7 @@ def _command(page: str, line: str) -> Command | None:
 
 
 def _ours(module: str) -> bool:
-    return module.split(".")[0] in ("pipeline", "captioner", "dataset_card", "mmva_model")
+    return module.split(".")[0] in ("pipeline", "captioner", "dataset_card", "mmva_model") or module.startswith("tests.benchmarks.")
 
 
 @functools.lru_cache(maxsize=None)
