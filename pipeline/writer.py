@@ -137,9 +137,10 @@ def write_parquet(path: str, table: str, rows: list[dict[str, Any]]) -> None:
 def row_group_table(rows: list[dict[str, Any]], arrow_schema: pa.Schema) -> pa.Table:
     """One row group as an Arrow table, staged media read straight into one exact-size buffer per column.
 
-    ``pa.Table.from_pylist`` of rows holding their media would keep every file's bytes as a Python
-    object and again in Arrow builders that grow by doubling (measured: 3.6x the media of a row
-    group at peak); here the media of a row group are in memory once. Same values, so same bytes.
+    ``pa.Table.from_pylist`` of rows holding their media keeps every file's bytes as a Python
+    object and again in Arrow builders that grow by doubling: writing four 99 MB row groups so took
+    a process 700 MB above its start, 315 MB this way (with the native write of ``write_parquet``).
+    Same values, so same bytes.
     """
     staged = [c for c in MEDIA_COLUMNS if c in arrow_schema.names and rows and all(c in r.get(STAGED, {}) for r in rows)]
     table = pa.Table.from_pylist([_without_staged(r, staged) for r in rows], schema=arrow_schema)
@@ -165,8 +166,11 @@ def _without_staged(row: dict[str, Any], staged: list[str]) -> dict[str, Any]:
 def _read_staged(rows: list[dict[str, Any]], column: str) -> pa.Array:
     """A binary array of the rows' staged ``column`` files, read into one buffer of their summed size."""
     sizes = [r[STAGED][column][1] for r in rows]
-    offsets = np.zeros(len(rows) + 1, dtype=np.int32)
-    np.cumsum(sizes, out=offsets[1:])
+    ends = np.cumsum(sizes, dtype=np.int64)
+    if len(ends) and ends[-1] >= 2**31:  # Arrow's binary type has 32-bit offsets
+        raise ValueError(f"{len(rows)} {column} files of {int(ends[-1])} bytes do not fit one row group "
+                         "of the binary type (2 GiB); lower MAX_ROW_GROUP_BYTES")
+    offsets = np.concatenate([[0], ends]).astype(np.int32)
     data = bytearray(int(offsets[-1]))
     view = memoryview(data)
     for row, start, size in zip(rows, offsets[:-1], sizes):
