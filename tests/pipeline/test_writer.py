@@ -182,3 +182,9 @@ def test_rows_with_media_inline_are_written_as_well(tmp_path):
     writer.write_parquet(str(a), "music", staged)
     writer.write_parquet(str(b), "music", inline)
     assert a.read_bytes() == b.read_bytes()
+
+
+def test_media_past_the_binary_types_2_gib_are_refused_by_name():
+    rows = [{writer.STAGED: {"audio": ("mem://a", 2**30)}}, {writer.STAGED: {"audio": ("mem://b", 2**30)}}]
+    with pytest.raises(ValueError, match="2 GiB"):
+        writer._read_staged(rows, "audio")
