@@ -135,8 +135,7 @@ def analyze(x: np.ndarray, sample_rate: int, analysis_sr: int = 22050) -> SongAn
     if len(y) == 0:
         raise ValueError("cannot analyse an empty signal")
     mel_fb, freqs, ms_weights = _filters(analysis_sr)
-    n_frames = 1 + len(y) // HOP  # as librosa.stft(center=True)
-    chunks = [(f, min(f + CHUNK_FRAMES, n_frames)) for f in range(0, n_frames, CHUNK_FRAMES)]
+    chunks = _frame_chunks(1 + len(y) // HOP)  # frame count as librosa.stft(center=True)
     ms, centroid, mel, peaks, power, audible = [], [], [], [], None, False
     for f0, f1 in chunks:
         mag = np.abs(_stft_frames(y, f0, f1))
@@ -147,12 +146,12 @@ def analyze(x: np.ndarray, sample_rate: int, analysis_sr: int = 22050) -> SongAn
         peaks.append(_pitch_peaks(power, analysis_sr))
         audible = audible or bool(np.any(power > 1e-10))
     tuning = _tuning(peaks) if audible else 0.0
-    if len(chunks) > 1:  # a second pass for chroma; one chunk keeps its power spectrogram
-        power = None
-    chroma = np.concatenate([
-        librosa.feature.chroma_stft(S=power if power is not None else np.abs(_stft_frames(y, f0, f1)) ** 2,
-                                    sr=analysis_sr, tuning=tuning)
-        for f0, f1 in chunks], axis=1)
+    if len(chunks) == 1:  # the chunk's power spectrogram is still at hand
+        chroma = librosa.feature.chroma_stft(S=power, sr=analysis_sr, tuning=tuning)
+    else:  # a second pass, now that the tuning is known
+        chroma = np.concatenate([
+            librosa.feature.chroma_stft(S=np.abs(_stft_frames(y, f0, f1)) ** 2, sr=analysis_sr, tuning=tuning)
+            for f0, f1 in chunks], axis=1)
     mel = np.concatenate(mel, axis=1)
     mel_db = librosa.power_to_db(mel)
     onset_env = librosa.onset.onset_strength(S=mel_db, sr=analysis_sr, hop_length=HOP)
@@ -160,6 +159,11 @@ def analyze(x: np.ndarray, sample_rate: int, analysis_sr: int = 22050) -> SongAn
     return SongAnalysis(analysis_sr, HOP, len(y) / analysis_sr, np.concatenate(ms).astype(np.float64),
                         np.concatenate(centroid).astype(np.float64), chroma, onset_env, tuning,
                         percussive, harmonic, _flatness(mel))
+
+
+def _frame_chunks(n_frames: int) -> list[tuple[int, int]]:
+    """``(first, end)`` frame ranges of at most ``CHUNK_FRAMES`` covering ``n_frames`` frames."""
+    return [(f, min(f + CHUNK_FRAMES, n_frames)) for f in range(0, n_frames, CHUNK_FRAMES)]
 
 
 def _stft_frames(y: np.ndarray, f0: int, f1: int) -> np.ndarray:
@@ -183,8 +187,7 @@ def _hpss_energy(mel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     percussive, harmonic = [], []
     # By chunks of frames, each with the neighbours its time smoothing reads (float64 working
     # arrays are 6x the mel spectrogram); one chunk is the whole-song computation itself.
-    for f0 in range(0, n, CHUNK_FRAMES):
-        f1 = min(f0 + CHUNK_FRAMES, n)
+    for f0, f1 in _frame_chunks(n):
         lo, hi = max(0, f0 - half), min(n, f1 + half)
         m = mel[:, lo:hi].astype(np.float64)
         h = uniform_filter1d(m / scale, HPSS_KERNEL, axis=1, mode="nearest")[:, f0 - lo:f1 - lo]
@@ -202,7 +205,7 @@ def _flatness(mel: np.ndarray) -> np.ndarray:
         m = np.maximum(m, 1e-20)
         return (np.exp(np.log(m).mean(axis=0)) / m.mean(axis=0)).astype(np.float64)
 
-    return np.concatenate([chunk(mel[:, f:f + CHUNK_FRAMES]) for f in range(0, mel.shape[1], CHUNK_FRAMES)])
+    return np.concatenate([chunk(mel[:, f0:f1]) for f0, f1 in _frame_chunks(mel.shape[1])])
 
 
 def _pitch_peaks(power: np.ndarray, sr: int) -> tuple[np.ndarray, np.ndarray]:

@@ -83,15 +83,20 @@ def test_rehearsal_reduced_size():
 MEMORY_TARGET = {"largest_vs_smallest": ("<=", 1.3), "largest_peak_gb": ("<=", 8.0)}
 
 
+def _size(fraction: float) -> str:
+    return f"{100 * fraction:g}%"
+
+
 def memory_scaling(records: dict[float, dict]) -> dict:
     """Peak RSS (all processes) at each size, the largest over the smallest, and the targets."""
     from tests.benchmarks.bench_pipeline import targets
 
-    peaks = {f: r["pipeline"]["peak_rss_gb"] for f, r in records.items()}
-    out = {"peak_rss_gb": {f"{100 * f:g}%": v for f, v in peaks.items()},
-           "rss_at_peak_gb": {f"{100 * f:g}%": r["pipeline"].get("rss_at_peak_gb") for f, r in records.items()},
-           "wall_s": {f"{100 * f:g}%": r["pipeline"]["wall_s"] for f, r in records.items()},
-           "songs": {f"{100 * f:g}%": r["listed"]["songs"] for f, r in records.items()},
+    def per_size(value) -> dict:
+        return {_size(f): value(r) for f, r in records.items()}
+
+    peaks = per_size(lambda r: r["pipeline"]["peak_rss_gb"])
+    out = {"peak_rss_gb": peaks, "rss_at_peak_gb": per_size(lambda r: r["pipeline"].get("rss_at_peak_gb")),
+           "wall_s": per_size(lambda r: r["pipeline"]["wall_s"]), "songs": per_size(lambda r: r["listed"]["songs"]),
            "largest_vs_smallest": max(peaks.values()) / min(peaks.values()), "largest_peak_gb": max(peaks.values())}
     out["targets"] = targets(out, MEMORY_TARGET)
     return out
@@ -110,15 +115,16 @@ def main(argv: list[str] | None = None) -> int:
     workers = (f"--direct_num_workers={a.workers}", "--direct_running_mode=multi_processing")
     records = {}
     for fraction in fractions:
-        out = Path(a.out if len(fractions) == 1 else f"{a.out}-{100 * fraction:g}")
+        out = Path(a.out if len(fractions) == 1 else f"{a.out}-{100 * fraction:g}")  # OUT-<percent>
         shutil.rmtree(out, ignore_errors=True)
         out.parent.mkdir(parents=True, exist_ok=True)
         records[fraction] = rehearse(out, fraction, workers)
         (out / "bench.json").write_text(json.dumps(records[fraction], indent=2) + "\n")
         _print(records[fraction])
-    record = records[fractions[0]] if len(fractions) == 1 else {
-        "runs": {f"{100 * f:g}%": r for f, r in records.items()}, "memory": memory_scaling(records)}
-    if len(fractions) > 1:
+    if len(fractions) == 1:
+        record = records[fractions[0]]
+    else:
+        record = {"runs": {_size(f): r for f, r in records.items()}, "memory": memory_scaling(records)}
         m = record["memory"]
         print("\npeak RSS over all processes: " + ", ".join(f"{k} {v} GB" for k, v in m["peak_rss_gb"].items()))
         for name, t in m["targets"].items():

@@ -19,8 +19,7 @@ class Usage:
     peak_processes: int
     peak_disk_bytes: int  # highest total size of the watched folders at one sample
     returncode: int
-    peak_by_process: list[tuple[str, int]] = ()  # (process, RSS) at the sample of the summed peak
-
+    peak_by_process: tuple[tuple[str, int], ...] = ()  # (process, RSS) at the sample of the summed peak
 
     def as_dict(self) -> dict:
         return {"wall_s": round(self.wall_s, 2), "peak_rss_gb": round(self.peak_rss_bytes / 2**30, 3),
@@ -105,4 +104,4 @@ def measure(cmd: list[str], *, cwd: str | Path | None = None, env: dict | None =
         peak["disk"] = max(peak["disk"], folder_bytes(list(watch)))
     if log:
         out.close()
-    return Usage(wall, peak["rss"], peak["n"], peak["disk"], rc, peak["each"])
+    return Usage(wall, peak["rss"], peak["n"], peak["disk"], rc, tuple(peak["each"]))
