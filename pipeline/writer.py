@@ -28,10 +28,13 @@ from pipeline.types import Failure
 
 log = logging.getLogger(__name__)
 
-# datasets 5.2 bounds (datasets.config.MAX_SHARD_SIZE / MAX_ROW_GROUP_SIZE): the Hub's viewer and
-# streaming readers expect shards and row groups no larger than these.
+# datasets 5.2 bounds shards at 500 MB and row groups at 100 MB (datasets.config.MAX_SHARD_SIZE /
+# MAX_ROW_GROUP_SIZE): the Hub's viewer and streaming readers expect nothing larger. Row groups are
+# kept to a third of that: a writer holds about three times its row group (the media buffer, Arrow's
+# encoded pages, the file's buffers; `tests/benchmarks/bench_writer.py`), and every worker writes
+# at once at the end of a run; readers of a few rows (the viewer, the re-captioning job) read less too.
 MAX_SHARD_BYTES = 500 << 20
-MAX_ROW_GROUP_BYTES = 100 << 20
+MAX_ROW_GROUP_BYTES = 32 << 20
 _FIXED_ROW_BYTES = 256  # ids, floats, descriptors and caption: a rough constant per row
 
 
@@ -116,7 +119,7 @@ def write_parquet(path: str, table: str, rows: list[dict[str, Any]]) -> None:
     """Rows sorted by id, as parquet with the table's HF schema and bounded row groups, to ``path``.
 
     Rows arrive light (media staged); the media of one row group at a time are read back and
-    written, so a writer holds about one row group (<= 100 MB), not the shard. The bytes are those
+    written, so a writer holds about one row group (<= 32 MB of media), not the shard. The bytes are those
     of one ``pq.write_table`` of the whole sorted table with the same ``row_group_size``.
     """
     rows = sorted(rows, key=lambda r: row_id(table, r))
