@@ -17,6 +17,9 @@ import io
 import math
 import os
 import re
+import shutil
+import subprocess
+import sys
 from dataclasses import dataclass
 from typing import Union
 
@@ -91,6 +94,32 @@ def _probe_torchcodec(path: PathLike) -> tuple[AudioInfo | None, Exception | Non
     return AudioInfo(duration, int(m.sample_rate), int(m.num_channels), str(m.codec)), None
 
 
+_FFPROBE_TIMEOUT_S = 60
+
+
+def _ffmpeg_rejects(path: PathLike) -> str | None:
+    """Why FFmpeg finds no audio in ``path``, asked of ``ffprobe``; None when it finds some or
+    cannot be asked (no ffprobe on PATH, data given as bytes, torch already loaded).
+
+    A file libsndfile cannot read goes to torchcodec, whose import loads torch: about 0.3 GB that a
+    worker keeps for the rest of the run, and ~3 s. For a file that is not audio at all (a broken
+    download, a truncated upload) FFmpeg's own probe gives the same verdict without either.
+    """
+    exe = shutil.which("ffprobe")
+    if exe is None or isinstance(path, bytes) or "torch" in sys.modules:
+        return None
+    cmd = [exe, "-v", "error", "-select_streams", "a", "-show_entries", "stream=codec_name",
+           "-of", "csv=p=0", os.fspath(path)]
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=_FFPROBE_TIMEOUT_S)
+    except (OSError, subprocess.TimeoutExpired):
+        return None  # no verdict: torchcodec decides
+    if r.returncode == 0 and r.stdout.strip():
+        return None
+    lines = [ln.strip() for ln in r.stderr.splitlines() if ln.strip()]
+    return (lines[-1] if lines else "no audio stream").replace(os.fspath(path) + ": ", "")
+
+
 def _probe_soundfile(path: PathLike) -> AudioInfo | None:
     try:
         i = sf.info(_sf_source(path))
@@ -101,7 +130,8 @@ def _probe_soundfile(path: PathLike) -> AudioInfo | None:
 
 
 def probe(path: PathLike) -> AudioInfo:
-    """Read header metadata without decoding the audio (torchcodec, falling back to soundfile).
+    """Read header metadata without decoding the audio (soundfile, else FFmpeg: ffprobe's verdict
+    on data that is not audio, then torchcodec).
 
     ``path`` may also be the file's bytes. Raises :class:`AudioError` ("undecodable") when
     neither reader recognises the data as audio.
@@ -110,6 +140,9 @@ def probe(path: PathLike) -> AudioInfo:
     info = _probe_soundfile(path)
     if info is not None:
         return info
+    rejected = _ffmpeg_rejects(path)
+    if rejected is not None:
+        raise AudioError("undecodable", f"not decodable audio: {rejected}")
     info, error = _probe_torchcodec(path)
     if info is None:
         raise AudioError("undecodable", f"not decodable audio: {_reason(error)}")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import pickle
+import sys
 
 import numpy as np
 import pytest
@@ -178,6 +179,46 @@ def test_not_audio_is_undecodable(tmp_path, data):
         with pytest.raises(AudioError) as e:
             call()
         assert e.value.error_type == "undecodable" and "not decodable audio" in str(e.value)
+
+
+NOT_AUDIO = b"this is not an MP3 file\n" * 64  # the rehearsal's broken songs
+
+
+@needs_ffmpeg
+def test_not_audio_is_rejected_without_loading_torch(tmp_path):
+    """A broken file must not cost a worker torch's import (~0.3 GB it keeps for the whole run)."""
+    import subprocess
+    import sys
+
+    (tmp_path / "x.mp3").write_bytes(NOT_AUDIO)
+    code = ("import sys\nfrom pipeline.audio import AudioError, probe\n"
+            "try:\n    probe(sys.argv[1])\nexcept AudioError as e:\n    print(e.error_type, e)\n"
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "x.mp3")], capture_output=True, text=True,
+                         check=True).stdout.splitlines()
+    assert out[0].startswith("undecodable not decodable audio: ") and len(out[0]) > 40
+    assert out[-1] == "False"
+
+
+@needs_ffmpeg
+@pytest.mark.parametrize("fmt", FFMPEG_FORMATS)
+def test_ffmpeg_gate_passes_what_ffmpeg_decodes(tmp_path, monkeypatch, fmt):
+    """The gate only rejects what torchcodec would reject: audio libsndfile cannot read goes through."""
+    monkeypatch.delitem(sys.modules, "torch", raising=False)  # as in a fresh worker
+    x = g.tone(440.0, 1.0, 44100, amp=0.5)
+    path = g.write(tmp_path / f"a.{fmt}", g.stereo(x, x), 44100)
+    assert audio._ffmpeg_rejects(str(path)) is None
+    (tmp_path / "bad.mp3").write_bytes(NOT_AUDIO)
+    assert audio._ffmpeg_rejects(str(tmp_path / "bad.mp3"))
+
+
+def test_without_ffprobe_torchcodec_decides(tmp_path, monkeypatch):
+    monkeypatch.setattr(audio.shutil, "which", lambda name: None)
+    (tmp_path / "x.mp3").write_bytes(NOT_AUDIO)
+    assert audio._ffmpeg_rejects(str(tmp_path / "x.mp3")) is None
+    with pytest.raises(AudioError) as e:
+        probe(str(tmp_path / "x.mp3"))
+    assert e.value.error_type == "undecodable"
 
 
 def test_empty_files(tmp_path):
