@@ -64,6 +64,19 @@ def test_same_rows_in_any_order_give_identical_bytes(tmp_path):
         assert (a / rel).read_bytes() == (b / rel).read_bytes()
 
 
+def test_packed_rows_come_back_equal_and_smaller_than_their_dict(tmp_path):
+    """Rows cross the shuffles packed: DirectRunner's launcher keeps what it groups decoded."""
+    import sys
+
+    row = writer.stage_media(str(tmp_path), "music", {**music_row(3), "audio": {"bytes": None, "path": "x.flac"}},
+                             "audio", flac())
+    packed = writer.pack_row(row)
+    assert isinstance(packed, bytes) and writer.unpack_row(packed) == row
+    assert isinstance(writer.unpack_row(packed)[writer.STAGED]["audio"], tuple)
+    as_objects = sys.getsizeof(row) + sum(sys.getsizeof(v) for v in row.values())
+    assert len(packed) < as_objects  # even counting only the top level of the dict
+
+
 def test_every_planned_shard_exists_even_if_empty():
     assert writer.shard_count(0, 10) == 1
     assert writer.shard_count(25, 10) == 3
