@@ -120,8 +120,8 @@ def write_parquet(path: str, table: str, rows: list[dict[str, Any]]) -> None:
     """Rows sorted by id, as parquet with the table's HF schema and bounded row groups, to ``path``.
 
     Rows arrive light (media staged); the media of one row group at a time are read back and
-    written, so a writer holds about one row group (<= 32 MB of media), not the shard. The bytes are those
-    of one ``pq.write_table`` of the whole sorted table with the same ``row_group_size``.
+    written, so a writer holds about one row group (<= 32 MB of media), not the shard. The bytes
+    are those of one ``pq.write_table`` of the whole sorted table with the same ``row_group_size``.
     """
     rows = sorted(rows, key=lambda r: row_id(table, r))
     arrow_schema = schema.arrow_schema(table)
