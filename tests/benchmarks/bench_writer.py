@@ -2,9 +2,9 @@
 
 Each measurement is a fresh process that writes one shard of staged music rows (random bytes of a
 10 s clip's FLAC size: media are stored uncompressed, so their content does not matter) with
-``write_parquet`` and reports its peak RSS above what it held before (Linux's VmHWM, reset first). Bounds are interleaved and
-repeated; medians are compared. The writer should hold about three times its row group, never
-the shard.
+``write_parquet`` and reports its peak RSS above what it held before (Linux's VmHWM, reset
+first). Bounds are interleaved and repeated; medians are compared. The writer should hold about
+three times its row group, never the shard.
 
 Run one measurement as a script: ``python -m tests.benchmarks.bench_writer ROW_GROUP_MB STAGING_DIR``.
 """
@@ -42,6 +42,7 @@ def _reset_peak() -> None:
 def write_one(row_group_mb: int, staging: str) -> dict:
     """Write the staged rows as one shard with row groups bounded at ``row_group_mb``."""
     import numpy as np
+    import pyarrow.parquet as pq
 
     from pipeline import writer
 
@@ -62,8 +63,6 @@ def write_one(row_group_mb: int, staging: str) -> dict:
     before, t0 = _status_mb("VmRSS"), time.perf_counter()
     out = os.path.join(staging, "shard.parquet")
     writer.write_parquet(out, "music", rows)
-    import pyarrow.parquet as pq
-
     return {"row_group_mb": row_group_mb, "added_peak_mb": round(_status_mb("VmHWM") - before, 1),
             "seconds": round(time.perf_counter() - t0, 3), "row_groups": pq.ParquetFile(out).num_row_groups}
 

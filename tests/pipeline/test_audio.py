@@ -188,7 +188,6 @@ NOT_AUDIO = b"this is not an MP3 file\n" * 64  # the rehearsal's broken songs
 def test_not_audio_is_rejected_without_loading_torch(tmp_path):
     """A broken file must not cost a worker torch's import (~0.3 GB it keeps for the whole run)."""
     import subprocess
-    import sys
 
     (tmp_path / "x.mp3").write_bytes(NOT_AUDIO)
     code = ("import sys\nfrom pipeline.audio import AudioError, probe\n"
