@@ -46,11 +46,8 @@ def build(p: beam.Pipeline, specs: list[InputSpec], cfg: GraphConfig) -> None:
         | "Cut" >> beam.ParDo(stages.SongsToClips(cfg.cut, cfg.download, cfg.progress_dir, cfg.output,
                                                  keep_audio=needs_audio(cfg.captioner))),
         is_failure, "CutOut")
-    batches, given_captions = split_by(
-        clips | "CaptionBatches" >> beam.FlatMap(stages.caption_batches, cfg.caption_batch_size),
-        lambda x: isinstance(x, list), "CaptionIn")
-    caption_failures, llm_captioned = split_by(_caption(batches, cfg), is_failure, "CaptionOut")
-    captioned = (given_captions, llm_captioned) | "Captioned" >> beam.Flatten()
+    batches = clips | "CaptionBatches" >> beam.FlatMap(stages.caption_batches, cfg.caption_batch_size)
+    caption_failures, captioned = split_by(_caption(batches, cfg), is_failure, "CaptionOut")
     music = captioned | "MusicRow" >> beam.Map(stages.music_row, cfg.output)
     images = _with_split(items.images, placed, splits.IMAGE, "image_id", "Image")
     image_failures, image_rows = split_by(
@@ -58,8 +55,7 @@ def build(p: beam.Pipeline, specs: list[InputSpec], cfg: GraphConfig) -> None:
         | "Image" >> beam.ParDo(stages.ImagesToRows(cfg.download, cfg.output, cfg.progress_dir)),
         is_failure, "ImageOut")
     pairs, pair_failures, outcomes = _pairs(p, given, music, image_rows, cfg)
-    rows = (music, image_rows, pairs) | "AllRows" >> beam.Flatten()
-    shards = rows | "Write" >> WriteTables(cfg.output, cfg.max_shard_bytes)
+    shards = (music, image_rows, pairs) | "Write" >> WriteTables(cfg.output, cfg.max_shard_bytes)
     failures = (
         items.failures,
         song_failures, caption_failures, image_failures, pair_failures,
@@ -76,10 +72,20 @@ def build(p: beam.Pipeline, specs: list[InputSpec], cfg: GraphConfig) -> None:
 
 
 def _caption(batches, cfg: GraphConfig):
-    """Batches of clips → captioned clips and failures: through RunInference for backends with a
-    model (loaded once per worker, or shared), in place for a template."""
+    """Batches of clips (and clips the source captioned) → captioned clips and failures: through
+    RunInference for backends with a model (loaded once per worker, or shared), in place for a
+    template.
+
+    In place, one ParDo takes both kinds: a Flatten of the two would end the songs' fused stage, and
+    DirectRunner would then hold every captioned clip between stages.
+    """
     if not needs_model(cfg.captioner):
         return batches | "Caption" >> beam.ParDo(stages.CaptionInPlace(cfg.captioner))
+    batches, given = split_by(batches, lambda x: isinstance(x, list), "CaptionIn")
+    return (given, _caption_with_model(batches, cfg)) | "Captioned" >> beam.Flatten()
+
+
+def _caption_with_model(batches, cfg: GraphConfig):
     from apache_beam.ml.inference.base import RunInference  # imports torch: only when a model runs
 
     from captioner.beam import CaptionModelHandler

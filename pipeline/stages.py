@@ -110,7 +110,8 @@ def caption_batches(clips: list[Clip], batch_size: int) -> Iterator[Clip | list[
 
 
 class CaptionInPlace(_Counted):
-    """A batch of clips → captioned clips or failures, for backends without a model (a template).
+    """A batch of clips → captioned clips or failures, for backends without a model (a template);
+    a clip its source captioned passes through.
 
     RunInference would cost a stage of its own and, through its model manager, a torch import in
     every worker process, for a function of the descriptors.
@@ -125,7 +126,10 @@ class CaptionInPlace(_Counted):
     def setup(self):
         self.captioner = build(self.config)
 
-    def process(self, batch: list[Clip]):
+    def process(self, batch: list[Clip] | Clip):
+        if isinstance(batch, Clip):  # captioned by its source: passes through
+            yield batch
+            return
         self.items_in.inc(len(batch))
         results = caption_safely(self.captioner, as_clips_for_caption(batch), self.config.backend)
         yield from self.emit(_with_caption(c, r) for c, r in zip(batch, results))
