@@ -4,6 +4,7 @@ Beam starts each ``multi_processing`` worker as ``python -m apache_beam.runners.
 :mod:`pipeline.local_runner` starts this module instead, which differs in two things only:
 
 - Beam is imported through :mod:`pipeline.beam_import`, so a worker prints no apitools warning;
+- freed memory goes back to the system as the run goes (:mod:`pipeline.memory`);
 - with ``--library_threads N``, numerical libraries (OpenBLAS, MKL, OpenMP, numba) get ``N``
   threads unless the environment already sets theirs. Each worker would otherwise start one
   thread per core, so that two workers on two cores run four busy threads whose spinning and
@@ -40,6 +41,10 @@ def main(argv: list[str] | None = None) -> None:
     cap_library_threads(args.library_threads)  # before numpy, numba or Beam are imported
     from pipeline.beam_import import beam  # noqa: F401  Beam without its apitools warning
     from apache_beam.runners.worker import sdk_worker_main
+
+    from pipeline.memory import keep_returning_freed_memory
+
+    keep_returning_freed_memory()
 
     sdk_worker_main.main([sys.argv[0]])
 

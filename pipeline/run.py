@@ -24,6 +24,7 @@ from pipeline.beam_options import beam_options
 from pipeline.download import DownloadOptions
 from pipeline.inputs import InputSpec, Listed, input_specs
 from pipeline.local_runner import local_runner, uses_worker_processes
+from pipeline.memory import keep_returning_freed_memory
 from pipeline.options import build_parser
 from pipeline.progress import ProgressBars
 from pipeline.song import CutOptions
@@ -134,6 +135,7 @@ def run(argv: list[str] | None = None) -> summary.RunSummary:
     """Parse flags, run the pipeline, write README.md and run.json, return the summary."""
     opts, beam_args = build_parser().parse_known_args(argv)
     t0 = time.time()
+    keep_returning_freed_memory()  # DirectRunner's launcher holds and frees every shuffled element
     specs, listed = check_inputs(opts)
     log.info("listed %d songs, %d images, %d pairs, %d rejected rows",
              listed.songs, listed.images, listed.pairs, listed.rejected_rows)

@@ -19,6 +19,7 @@ from pipeline import progress
 from pipeline.audio import encode_flac
 from pipeline.download import DownloadError, DownloadOptions, Downloader
 from pipeline.images import ImageError, process_image
+from pipeline.memory import keep_returning_freed_memory
 from pipeline.song import CutOptions, process_song
 from pipeline.splits import split_for
 from pipeline.types import Clip, Failure, ImageTask, PairTask, SongTask
@@ -72,6 +73,7 @@ class SongsToClips(_Counted):
         self.output, self.keep_audio = output, keep_audio
 
     def setup(self):
+        keep_returning_freed_memory()
         self.downloader = Downloader(self.download)
 
     def process(self, task: SongTask):
@@ -191,6 +193,7 @@ class ImagesToRows(_Counted):
         self.download, self.output, self.progress_dir = download, output, progress_dir
 
     def setup(self):
+        keep_returning_freed_memory()
         self.downloader = Downloader(self.download)
 
     def process(self, task: ImageTask):

@@ -214,7 +214,7 @@ def test_rows_are_staged_one_file_per_bundle_and_read_back_equal(tmp_path):
     assert [k for k, _ in emitted] == [("music", r["clip_id"]) for _, r in first + second]
     assert len(list((tmp_path / writer.STAGING_DIR / writer.ROWS_DIR).iterdir())) == 2
     refs = [ref for _, (tag, ref) in emitted]
-    assert all(tag == "row" for _, (tag, _) in emitted) and len({r.file for r in refs}) == 2
+    assert all(tag == "row" for _, (tag, _) in emitted) and len({file for file, _, _ in refs}) == 2
     refs.reverse()
     assert writer.read_rows(out, "music", refs) == [r for _, r in reversed(first + second)]
 
