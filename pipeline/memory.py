@@ -5,8 +5,8 @@ that way: a song's decoded audio and spectrogram chunks in a worker, every stage
 elements in DirectRunner's launcher and workers. Each process's memory so climbed with the size of
 the run (at IMEMNet-C's full size the launcher and each worker kept 0.1-0.2 GB more than at 10 %)
 though what they held did not. ``malloc_trim`` returns those pages; asked every couple of seconds
-by a daemon thread, it took the full-size rehearsal's peak (all processes) from 2.16 to 1.92 GB
-at no measurable cost in time (docs/performance.md). Where the C library has no ``malloc_trim``
+by a daemon thread, it lowered the full-size rehearsal's peak by a tenth at no measurable cost in
+time (docs/performance.md, "Rehearsal at real size"). Where the C library has no ``malloc_trim``
 (macOS, musl) nothing is started.
 """
 from __future__ import annotations
