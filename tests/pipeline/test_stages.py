@@ -5,7 +5,7 @@ import numpy as np
 
 from captioner.base import CaptionerConfig, CaptionResult
 from captioner.beam import CaptionModelHandler
-from pipeline.stages import ApplyCaption, caption_batches
+from pipeline.stages import ApplyCaption, CaptionInPlace, caption_batches
 from pipeline.types import Clip, Failure
 
 DESC = {"tempo_bpm": 120.0, "beat_strength": 1.5, "key": "C", "mode": "major", "key_strength": 0.8,
@@ -72,3 +72,13 @@ def test_descriptor_backend_captions_every_clip_and_handler_loads_it():
     out = caption_song(handler.load_model(), [clip(i) for i in range(5)], batch_size=2)
     assert [c.clip_id for c in out] == [f"s-{i}" for i in range(5)]
     assert all(c.caption and c.captioner.startswith("descriptor/") for c in out)
+
+
+def test_in_place_captioning_takes_source_captions_and_batches_in_one_step():
+    """One ParDo for both kinds (a Flatten of the two would end the songs' fused stage)."""
+    fn = CaptionInPlace(CaptionerConfig("descriptor"))
+    fn.setup()
+    items = caption_batches([clip(0), clip(1, "Given."), clip(2)], 2)
+    out = [c for item in items for c in fn.process(item)]
+    assert sorted((c.clip_id, c.captioner.split("/")[0], c.caption == "Given.") for c in out) == [
+        ("s-0", "descriptor", False), ("s-1", "source", True), ("s-2", "descriptor", False)]
