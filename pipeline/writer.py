@@ -217,15 +217,21 @@ def write_atomic(path: str, payload: bytes | Callable[[BinaryIO | str], object],
     saves a copy of every buffer it writes.
     """
     tmp = f"{path}.tmp-{uuid.uuid4().hex}"
-    local = FileSystems.get_scheme(path) is None
-    if local:  # object stores have no folders to make
-        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    local = _make_folder_for(path)
     if local and local_path and callable(payload):
         payload(tmp)
     else:
         with FileSystems.create(tmp) as fh:
             payload(fh) if callable(payload) else fh.write(payload)
     FileSystems.rename([tmp], [path])
+
+
+def _make_folder_for(path: str) -> bool:
+    """Make the folder of a local ``path``; True when it is local (object stores have no folders)."""
+    local = FileSystems.get_scheme(path) is None
+    if local:
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    return local
 
 
 def join(base: str, rel: str) -> str:
@@ -290,9 +296,8 @@ class StageRows(beam.DoFn):
 
     DirectRunner holds every shuffled element in the launcher and hands each worker its whole share
     of a stage at once; an address instead of the row (a music row packs into ~0.5 KB) keeps both
-    small at any size. A
-    file is closed when its bundle finishes, before any later stage reads it; a retried bundle
-    writes a new file, and ``finalize`` removes them all.
+    small at any size. A file is closed when its bundle finishes, before any later stage reads it;
+    a retried bundle writes a new file, and ``finalize`` removes them all.
     """
 
     def __init__(self, output: str):
@@ -309,8 +314,7 @@ class StageRows(beam.DoFn):
         if self._fh is None:
             self._file = uuid.uuid4().hex
             uri = _rows_uri(self.output, self._file)
-            if FileSystems.get_scheme(uri) is None:
-                os.makedirs(os.path.dirname(uri), exist_ok=True)
+            _make_folder_for(uri)
             self._fh, self._offset = FileSystems.create(uri), 0
         self._fh.write(data)
         yield (table, row_id(table, row)), ("row", (self._file, self._offset, len(data)))

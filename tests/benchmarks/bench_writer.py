@@ -19,24 +19,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from tests.benchmarks.procmon import reset_self_peak, self_status_mb
 from tests.benchmarks.records import write_record
 
 ROOT = Path(__file__).resolve().parents[2]
 ROWS, MEDIA_BYTES = 600, 660_000  # a 396 MB shard: under the 500 MB shard bound, several row groups
 BOUNDS_MB, REPEATS = (100, 32), int(os.environ.get("BENCH_REPEATS", 3))
-
-
-def _status_mb(field: str) -> float:
-    """``VmRSS`` or ``VmHWM`` (peak RSS) of this process, from Linux's /proc: unlike ``ru_maxrss``,
-    which a child inherits from its parent across fork and exec, it can be reset."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024
-    raise KeyError(field)
-
-
-def _reset_peak() -> None:
-    Path("/proc/self/clear_refs").write_text("5")  # 5: reset the peak RSS to the current RSS
 
 
 def write_one(row_group_mb: int, staging: str) -> dict:
@@ -59,11 +47,11 @@ def write_one(row_group_mb: int, staging: str) -> dict:
                      "caption": "a calm piano piece " * 8, "captioner": "descriptor/v1", "descriptors": None,
                      "license": "CC BY-NC-SA 4.0", "split": "train",
                      writer.STAGED: {"audio": (uri, MEDIA_BYTES)}})
-    _reset_peak()
-    before, t0 = _status_mb("VmRSS"), time.perf_counter()
+    reset_self_peak()
+    before, t0 = self_status_mb("VmRSS"), time.perf_counter()
     out = os.path.join(staging, "shard.parquet")
     writer.write_parquet(out, "music", rows)
-    return {"row_group_mb": row_group_mb, "added_peak_mb": round(_status_mb("VmHWM") - before, 1),
+    return {"row_group_mb": row_group_mb, "added_peak_mb": round(self_status_mb("VmHWM") - before, 1),
             "seconds": round(time.perf_counter() - t0, 3), "row_groups": pq.ParquetFile(out).num_row_groups}
 
 

@@ -105,3 +105,17 @@ def measure(cmd: list[str], *, cwd: str | Path | None = None, env: dict | None =
     if log:
         out.close()
     return Usage(wall, peak["rss"], peak["n"], peak["disk"], rc, tuple(peak["each"]))
+
+
+def self_status_mb(field: str) -> float:
+    """``VmRSS`` or ``VmHWM`` (peak RSS) of this process, from Linux's /proc: unlike ``ru_maxrss``,
+    which a child inherits from its parent across fork and exec, it can be reset."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    raise KeyError(field)
+
+
+def reset_self_peak() -> None:
+    """Reset this process's peak RSS (``VmHWM``) to its current RSS."""
+    Path("/proc/self/clear_refs").write_text("5")  # 5: reset the peak RSS to the current RSS

@@ -9,11 +9,7 @@ import threading
 import pytest
 
 from pipeline import memory
-
-
-def _rss_mb() -> int:
-    with open("/proc/self/status") as fh:
-        return next(int(line.split()[1]) // 1024 for line in fh if line.startswith("VmRSS"))
+from tests.benchmarks.procmon import self_status_mb
 
 
 @pytest.mark.skipif(memory.malloc_trim() is None, reason="no malloc_trim in this C library")
@@ -23,9 +19,9 @@ def test_trimming_returns_pages_freed_between_blocks_still_in_use():
     keep = blocks[::50]  # one block in 50 stays in use, so the heap's top cannot simply shrink
     del blocks
     gc.collect()
-    before = _rss_mb()
+    before = self_status_mb("VmRSS")
     memory.malloc_trim()()
-    assert before - _rss_mb() >= 60, "about 120 MB were freed; trimming gave back too little"
+    assert before - self_status_mb("VmRSS") >= 60, "about 120 MB were freed; trimming gave back too little"
     assert len(keep) == 1200
 
 
