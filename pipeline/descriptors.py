@@ -107,12 +107,13 @@ class SongAnalysis:
 
 @functools.lru_cache(maxsize=8)
 def _filters(sr: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Mel filterbank, FFT bin frequencies and Hann power-normaliser (built once per rate)."""
-    mel = librosa.filters.mel(sr=sr, n_fft=N_FFT, n_mels=N_MELS).astype(np.float32)
-    freqs = librosa.fft_frequencies(sr=sr, n_fft=N_FFT).astype(np.float32)
+    """Mel filterbank, FFT bin frequencies and Hann power-normaliser (built once per rate), in
+    float64 for :func:`_product32`."""
+    mel = librosa.filters.mel(sr=sr, n_fft=N_FFT, n_mels=N_MELS, dtype=np.float64)
+    freqs = librosa.fft_frequencies(sr=sr, n_fft=N_FFT)
     # one-sided spectrum -> frame mean-square: bins 1..N/2-1 stand for two, and dividing by
     # N * sum(w^2) makes a stationary signal's value its own mean-square (Parseval).
-    weights = np.full(len(freqs), 2.0, dtype=np.float32)
+    weights = np.full(len(freqs), 2.0)
     weights[0] = weights[-1] = 1.0
     window = librosa.filters.get_window("hann", N_FFT, fftbins=True)
     return mel, freqs, weights / (N_FFT * float(np.sum(window**2)))
@@ -125,9 +126,9 @@ def analyze(x: np.ndarray, sample_rate: int, analysis_sr: int = 22050) -> SongAn
     features at once, so memory grows with a song's length by those features and their working
     arrays (about 2 KB per frame), not by the spectrogram and its copies (about 40 KB per frame:
     1.3 GB for a 9-minute song). Chroma needs the song's tuning, known only after every frame: a
-    song longer than one chunk takes its STFT twice. One chunk gives the values of one whole-song
-    STFT exactly; several differ from them by float32 rounding in a few frames, where BLAS blocks
-    the products differently (``tests/pipeline/test_descriptors.py``).
+    song longer than one chunk takes its STFT twice. The spectrogram's products with filterbanks
+    are summed in float64 and rounded to float32 (:func:`_product32`), so the features are the same
+    whatever the chunking, the BLAS kernel and its thread count (``tests/pipeline/test_descriptors.py``).
     """
     y = np.asarray(x, dtype=np.float32)
     if sample_rate != analysis_sr:
@@ -140,17 +141,18 @@ def analyze(x: np.ndarray, sample_rate: int, analysis_sr: int = 22050) -> SongAn
     for f0, f1 in chunks:
         mag = np.abs(_stft_frames(y, f0, f1))
         power = mag**2
-        ms.append(ms_weights @ power)
-        centroid.append((freqs @ mag) / np.maximum(mag.sum(axis=0), 1e-10))
-        mel.append(mel_fb @ power)
+        power64 = power.astype(np.float64)
+        ms.append(_product32(ms_weights, power64))
+        centroid.append(_product32(freqs, mag.astype(np.float64)) / np.maximum(mag.sum(axis=0), 1e-10))
+        mel.append(_product32(mel_fb, power64))
         peaks.append(_pitch_peaks(power, analysis_sr))
         audible = audible or bool(np.any(power > 1e-10))
     tuning = _tuning(peaks) if audible else 0.0
     if len(chunks) == 1:  # the chunk's power spectrogram is still at hand
-        chroma = librosa.feature.chroma_stft(S=power, sr=analysis_sr, tuning=tuning)
+        chroma = _chroma(power64, analysis_sr, tuning)
     else:  # a second pass, now that the tuning is known
         chroma = np.concatenate([
-            librosa.feature.chroma_stft(S=np.abs(_stft_frames(y, f0, f1)) ** 2, sr=analysis_sr, tuning=tuning)
+            _chroma((np.abs(_stft_frames(y, f0, f1)) ** 2).astype(np.float64), analysis_sr, tuning)
             for f0, f1 in chunks], axis=1)
     mel = np.concatenate(mel, axis=1)
     mel_db = librosa.power_to_db(mel)
@@ -159,6 +161,28 @@ def analyze(x: np.ndarray, sample_rate: int, analysis_sr: int = 22050) -> SongAn
     return SongAnalysis(analysis_sr, HOP, len(y) / analysis_sr, np.concatenate(ms).astype(np.float64),
                         np.concatenate(centroid).astype(np.float64), chroma, onset_env, tuning,
                         percussive, harmonic, _flatness(mel))
+
+
+def _product32(a64: np.ndarray, b64: np.ndarray) -> np.ndarray:
+    """``a @ b`` in float32 that does not depend on the BLAS kernel or its thread count.
+
+    A float32 BLAS product sums in an order set by the kernel the CPU selects and by how the work
+    is split between threads, so its last bits change with both (seen: 7.5e-9 in onset strength
+    with OpenBLAS's Haswell kernel). Summed in float64, the orders differ by ~1e-16 relative, far
+    below float32's 6e-8 step: rounded to float32, every order gives the same value (a difference
+    survives only for a sum within 1e-16 of a float32 rounding boundary, about one in 10^8).
+    """
+    return (a64 @ b64).astype(np.float32)
+
+
+@functools.lru_cache(maxsize=64)
+def _chroma_filters(sr: int, tuning: float) -> np.ndarray:
+    return librosa.filters.chroma(sr=sr, n_fft=N_FFT, tuning=tuning).astype(np.float64)
+
+
+def _chroma(power64: np.ndarray, sr: int, tuning: float) -> np.ndarray:
+    """``librosa.feature.chroma_stft(S=power, sr=sr, tuning=tuning)``, its product kernel-independent."""
+    return librosa.util.normalize(_product32(_chroma_filters(sr, tuning), power64), norm=np.inf, axis=-2)
 
 
 def _frame_chunks(n_frames: int) -> list[tuple[int, int]]:
