@@ -1,7 +1,8 @@
 """Caption post-processing: clean raw LLM output, then accept it or reject it with a reason.
 
 Order matters: cleaning (special tokens, prompt echo, trailing half-sentence) first, so the
-filters judge what would actually be written; then length, repetition and grounding. The
+filters judge what would actually be written; then length, repetition, sense (words that are not
+English words, vocabulary words misused: :mod:`captioner.sense`) and grounding. The
 grounding check reads a caption with the words of :mod:`captioner.vocab` (the descriptor
 template's words), so the template's own captions always pass it.
 """
@@ -12,6 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from captioner import sense
 from captioner.grounding import contradictions, forbidden, ground
 
 # Error types recorded in failure rows; one per rejection reason.
@@ -20,6 +22,8 @@ NO_SENTENCE = "caption_no_sentence"
 TOO_SHORT = "caption_too_short"
 TOO_LONG = "caption_too_long"
 REPETITIVE = "caption_repetitive"
+NON_WORD = "caption_non_word"  # a word that is not English (captioner.sense)
+NONSENSE = "caption_nonsense"  # a vocabulary word where English needs a noun: "noise of cleaning"
 CONTRADICTORY = "caption_self_contradiction"
 FORBIDDEN = "caption_forbidden_content"
 UNGROUNDED = "caption_ungrounded_{}"  # .format(attribute): tempo, key, mood, loudness, timbre, ...
@@ -98,6 +102,11 @@ def check(text: str, descriptors: dict[str, Any] | None, valence: float | None, 
     rep = repeated_ngram_fraction(words)
     if rep > limits.max_repeated_ngram_fraction:
         return Checked(None, REPETITIVE, f"{rep:.0%} of 3-grams repeat: {text[:80]!r}")
+    senseless = sense.check(text)
+    if senseless.non_words:
+        return Checked(None, NON_WORD, f"not English words: {', '.join(senseless.non_words)}: {text[:80]!r}")
+    if senseless.misused:
+        return Checked(None, NONSENSE, f"vocabulary misused: {'; '.join(senseless.misused)}: {text[:80]!r}")
     con = contradictions(text)
     if con:
         name, what = next(iter(con.items()))
