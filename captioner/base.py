@@ -15,11 +15,17 @@ class ClipForCaption:
     descriptors: dict[str, Any]
     valence: float
     arousal: float
+    tags: dict[str, Any] | None = None  # tagger model -> tag probabilities (captioner.content reads them)
 
 
 @dataclass(frozen=True)
 class CaptionResult:
-    """A caption, or ``text=None`` with the reason it was rejected."""
+    """A caption, or ``text=None`` with the reason it was rejected.
+
+    Both set: the chosen captioner rejected the clip (``error_type``, ``message``, ``attempts``
+    say why) and ``text`` is the fallback template's caption, ``captioner`` naming both
+    (:mod:`captioner.fallback`).
+    """
 
     clip_id: str
     text: str | None
@@ -27,6 +33,15 @@ class CaptionResult:
     error_type: str | None = None
     message: str | None = None
     attempts: int = 1
+
+    @property
+    def rejected(self) -> bool:
+        """The chosen captioner gave no acceptable caption (a fallback's text may stand in)."""
+        return self.text is None or self.error_type is not None
+
+    @property
+    def fell_back(self) -> bool:
+        return self.text is not None and self.error_type is not None
 
 
 class Captioner(Protocol):
@@ -93,7 +108,8 @@ def caption_safely(model: Captioner, clips: Sequence[ClipForCaption], backend: s
 
 def as_clips_for_caption(batch: Sequence[Any]) -> list[ClipForCaption]:
     """What a backend may see of the pipeline's clips (any objects with these fields)."""
-    return [ClipForCaption(c.clip_id, c.samples, c.sample_rate, c.descriptors, c.valence, c.arousal) for c in batch]
+    return [ClipForCaption(c.clip_id, c.samples, c.sample_rate, c.descriptors, c.valence, c.arousal,
+                           getattr(c, "tags", None)) for c in batch]
 
 
 def build(config: CaptionerConfig) -> Captioner:

@@ -8,8 +8,10 @@ appends its results to its own ``RUN_DIR/captions/rank-NNNNN.jsonl`` (see :mod:`
 so a rerun skips what any earlier run, of any world size, already recorded with the same captioner
 id (backend/model/prompt version; see :mod:`captioner.records`); ``--retry_rejected`` also redoes
 that captioner's rejected clips. When every rank is done the main process merges that captioner's
-accepted captions into the music shards (see :mod:`captioner.merge`; a clip it rejected keeps the
-caption the table had) and writes ``captions/summary.json``.
+accepted captions into the music shards, and the fallback template's for the clips it rejected
+(see :mod:`captioner.merge`, :mod:`captioner.fallback`): no clip is left with an earlier
+captioner's text. Its rejections replace the caption rows of the run's failures table, and
+``captions/summary.json`` counts both.
 """
 from __future__ import annotations
 
@@ -25,8 +27,9 @@ import pyarrow.parquet as pq
 
 from captioner import audit, loader
 from captioner.base import CaptionerConfig, build
+from captioner.fallback import Fallback
 from captioner.generation import add_generation_flags, extra_from_args
-from captioner.merge import merge, music_shards
+from captioner.merge import merge, music_shards, record_rejections
 from captioner.records import CAPTIONS_DIR, RankWriter, rank_file, read_all
 
 
@@ -124,13 +127,19 @@ def _finish(run_dir: Path, all_ids: list[str], args: argparse.Namespace, world_s
     missing = sorted(set(all_ids) - set(records))
     if missing:  # a rank failed without raising; never merge a partial set
         raise RuntimeError(f"{len(missing)} clips have no caption record, e.g. {missing[:5]}; rerun to finish")
-    stats = merge(run_dir, records) if not args.no_merge else None
+    stats = merge(run_dir, records, Fallback(config_from(args))) if not args.no_merge else None
+    failure_rows = record_rejections(run_dir, records) if stats is not None else None
     rejects = {k: {"error_type": r.error_type, "message": r.message, "attempts": r.attempts}
                for k, r in sorted(records.items()) if r.text is None}
     summary = {"world_size": world_size, "clips": len(all_ids), "accepted": len(all_ids) - len(rejects),
                "rejected": len(rejects), "rejects": rejects, "backend": args.backend,
                "captioner": captioner_id, "caption_seconds": round(seconds, 3),
-               "merged_rows": stats.replaced if stats else 0, "shards": stats.shards if stats else 0}
+               "merged_rows": stats.replaced if stats else 0, "shards": stats.shards if stats else 0,
+               # rejected clips captioned by the template; the rest keep the caption they had
+               "fallback": stats.fallback if stats else 0,
+               "fallback_by_reason": stats.fallback_by_reason if stats else {},
+               "kept_previous_caption": len(rejects) - stats.fallback if stats else len(rejects),
+               "failure_rows_written": failure_rows}  # None: not merged, or the run has no failures table
     (run_dir / CAPTIONS_DIR / "summary.json").write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
     if stats is not None:  # the captions changed: the card's caption audit must follow
         audit.write(audit.audit(run_dir), run_dir)

@@ -56,7 +56,7 @@ def build(run_dir: Path | str, out: Path | str | None = None, metadata_only: boo
     (out_dir / card.LICENSE_FILE).write_text(card.render_license(st), encoding="utf-8")
     (out_dir / "README.md").write_text(card.render(inputs), encoding="utf-8")
     files += [card.LICENSE_FILE, "README.md"]
-    report = validate(out_dir)
+    report = validate(out_dir, failures=run_dir / "failures" / "failures.parquet")
     report.raise_if_failed()
     return BuildResult(out_dir, files, st.rows, metadata_only, report)
 

@@ -12,7 +12,7 @@ import datasets
 import yaml
 
 from dataset_card import licences, schema
-from dataset_card.stats import DatasetStats, Summary
+from dataset_card.stats import CaptionSources, DatasetStats, Summary
 
 METADATA_ONLY_TAG = "metadata-only"
 LICENSE_FILE = "LICENSE.md"  # per-source terms; the card's `license: other` links to it
@@ -190,7 +190,7 @@ def _sources(s: DatasetStats) -> str:
 
 def _provenance(run: dict[str, Any], s: DatasetStats) -> str:
     if not run:
-        return "No `run.json` was found next to the data: provenance unknown."
+        return "No `run.json` was found next to the data: provenance unknown.\n\n" + _caption_sources(s.captions)
     opts = run.get("options", {})
     # Paths of the machine that built the data say nothing to a user: leave them out.
     shown = {k: _public(v) for k, v in opts.items() if k not in ("output", "cache_dir", "no_progress")}
@@ -201,7 +201,21 @@ def _provenance(run: dict[str, Any], s: DatasetStats) -> str:
             f"Options:\n\n```json\n{json.dumps(shown, indent=1, sort_keys=True, default=str)}\n```\n\n"
             "Captioner (backend/model/prompt version) and clips captioned:\n\n"
             f"| captioner | clips |\n| --- | --- |\n{caps}\n\n"
+            + _caption_sources(s.captions) +
             f"Package versions:\n\n| package | version |\n| --- | --- |\n{versions}")
+
+
+def _caption_sources(c: CaptionSources | None) -> str:
+    """Who wrote the captions, and why the failures table's caption rows are not missing clips."""
+    if c is None:
+        return ""
+    reasons = ", ".join(f"{k} {n}" for k, n in c.fallback_by_reason.items())
+    return (f"{c.chosen} clips captioned by the chosen captioner, {c.fallback} clips captioned by the fallback "
+            "template after the chosen captioner rejected their captions"
+            + (f" ({reasons})" if c.fallback else "") + (f", {c.source} captioned by their source" if c.source else "")
+            + ". A rejected clip keeps its row: its `captioner` value reads `<template> (fallback from <chosen>)` "
+            "and the failures table keeps the rejection as a row of stage `caption`, so those rows are not "
+            f"missing clips. Clips missing because of their caption: {c.missing}.\n\n")
 
 
 CAPTION_AUDIT_FILE = "caption_audit.json"  # written by `python -m captioner.audit` (and by each run)
@@ -211,6 +225,7 @@ _AUDIT_ROWS = (  # (row name, key in the audit's per-captioner record)
     ("with a repeated 3-word phrase", "repeated_phrase_share"),
     ("most common opening (5 words, facts masked)", "top_opening_share"),
     ("with a grounding failure", "grounding_failure_share"), ("self-contradicting", "self_contradiction_share"),
+    ("with a word that is not English", "non_word_share"), ("with a vocabulary word misused", "misused_share"),
     ("mood words from", "mood_source"),
 )
 
@@ -225,9 +240,12 @@ def _caption_quality(audit: dict[str, Any]) -> str:
     rows = "\n".join(f"| {name} | " + " | ".join(_cell(caps[c].get(key)) for c in ids) + " |" for name, key in _AUDIT_ROWS)
     fails = audit.get("caption_failures") or {}
     lines = ["Measured by `python -m captioner.audit` over every caption (grounding: each tempo, key, loudness, "
-             "timbre, rhythm, texture and mood claim checked against the clip's descriptors and VA label).",
+             "timbre, rhythm, texture and mood claim checked against the clip's descriptors and VA label; sense: "
+             "words that are not English words, and measured-attribute words put where English needs a noun, "
+             "as in \"noise of cleaning\").",
              "", head, rows, "",
-             "Rejected captions (recorded as failures, not in the data): "
+             "Rejected captions (failure rows of stage `caption`; each rejected clip is in the data with the "
+             "fallback template's caption unless counted missing above): "
              + (", ".join(f"{k} {v}" for k, v in fails.items()) if fails else "none") + "."]
     from_labels = [c for c in ids if caps[c].get("mood_source") == "labels"]
     if from_labels:
@@ -302,7 +320,8 @@ def _statistics(s: DatasetStats, plots: list[str]) -> str:
             f"Valence/arousal:\n\n{_SUMMARY_HEAD}{va}\n\n"
             f"Caption length (words):\n\n{_SUMMARY_HEAD}{_summary_row('caption', s.caption_words)}\n\n"
             f"Musical descriptors:\n\n{_SUMMARY_HEAD}{desc}\n\nKeys: {keys}. Modes: {modes}.\n\n"
-            f"Inputs that did not make it (kind/stage/reason, from `failures/failures.parquet`):\n\n"
+            f"Inputs that did not make it (kind/stage/reason, from `failures/failures.parquet`; the `clip/caption/` "
+            f"rows are rejected captions of clips that are in the data with the fallback caption, not lost clips):\n\n"
             f"| reason | count |\n| --- | --- |\n{fails}\n\n{figs}")
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
+from captioner.fallback import parse_captioner
 from dataset_card import schema
 from dataset_card.tables import Shard, read_table, rows_per_split
 
@@ -31,6 +32,18 @@ class Summary:
         return cls(int(v.size), float(v.mean()), float(v.std()), float(v.min()), float(v.max()))
 
 
+@dataclass(frozen=True)
+class CaptionSources:
+    """Who wrote the captions: the chosen captioner, the fallback template after a rejection (by the
+    rejection's reason, from the failures table), the source; and caption failures with no row."""
+
+    chosen: int
+    fallback: int
+    fallback_by_reason: dict[str, int]
+    source: int
+    missing: int  # caption-stage failure rows whose clip is not in the music table
+
+
 @dataclass
 class DatasetStats:
     """Everything the card reports about the data."""
@@ -48,6 +61,7 @@ class DatasetStats:
     sources: list[dict[str, object]]  # {table, source, license, rows}
     captioners: dict[str, int]
     failures_by_reason: dict[str, int] = field(default_factory=dict)
+    captions: CaptionSources | None = None
 
 
 def compute(shards: list[Shard], failures_path: Path | None) -> DatasetStats:
@@ -74,7 +88,24 @@ def compute(shards: list[Shard], failures_path: Path | None) -> DatasetStats:
         sources=_sources(music, images),
         captioners=dict(collections.Counter(r["captioner"] for r in music).most_common()),
         failures_by_reason=failure_reasons(failures_path),
+        captions=caption_sources(music, failures_path),
     )
+
+
+def caption_sources(music: list[dict], failures_path: Path | None) -> CaptionSources:
+    """:class:`CaptionSources` of the music rows (reasons and missing clips need the failures table)."""
+    rejected: dict[str, str] = {}
+    if failures_path is not None and failures_path.exists():
+        rows = pq.read_table(failures_path, columns=["item_id", "stage", "error_type"]).to_pylist()
+        rejected = {r["item_id"]: r["error_type"] for r in rows if r["stage"] == "caption"}
+    parsed = [(r["clip_id"], parse_captioner(r["captioner"] or "")) for r in music]
+    fell = [clip_id for clip_id, p in parsed if p.fell_back]
+    reasons = collections.Counter(rejected.get(c, "unknown (no failures table)") for c in fell)
+    ids = {clip_id for clip_id, _ in parsed}
+    return CaptionSources(
+        chosen=sum(not p.fell_back and p.wrote != "source" for _, p in parsed), fallback=len(fell),
+        fallback_by_reason=dict(sorted(reasons.items())), source=sum(p.wrote == "source" for _, p in parsed),
+        missing=sum(c not in ids for c in rejected))
 
 
 def _sources(music: list[dict], images: list[dict]) -> list[dict[str, object]]:

@@ -20,6 +20,7 @@ import soundfile as sf
 import yaml
 from PIL import Image
 
+from captioner.fallback import parse_captioner
 from dataset_card import schema
 from dataset_card.card import METADATA_ONLY_TAG, parse_front_matter
 from dataset_card.tables import Shard, find_shards, read_table, rows_per_split, shards_of
@@ -94,6 +95,7 @@ class Context:
     card: dict | None
     card_error: str
     metadata_only: bool
+    failures: Path | None = None  # the run's failures.parquet, where known
 
 
 def check_schema(ctx: Context) -> CheckResult:
@@ -249,9 +251,28 @@ def check_card(ctx: Context) -> CheckResult:
     return _result("card", bad, "the card's configs or num_examples do not match the data")
 
 
+def check_caption_fallbacks(ctx: Context) -> CheckResult:
+    """A clip is both a music row and a caption-stage failure exactly when its caption is the fallback's:
+    the chosen captioner's rejection is recorded, and the clip kept its row (see captioner.fallback)."""
+    name = "caption_fallbacks"
+    if ctx.failures is None or not ctx.failures.exists():
+        return CheckResult(name, True, detail="no failures table given: not checked")
+    rows = pq.read_table(ctx.failures, columns=["item_id", "stage"]).to_pylist()
+    rejected = {r["item_id"] for r in rows if r["stage"] == "caption"}
+    music = read_table(ctx.shards, schema.MUSIC)
+    bad = []
+    for clip_id, value in zip(music.column("clip_id").to_pylist(), music.column("captioner").to_pylist()):
+        fell_back = parse_captioner(value or "").fell_back
+        if fell_back and clip_id not in rejected:
+            bad.append(f"{clip_id} (fallback caption, no rejection recorded)")
+        elif clip_id in rejected and not fell_back:
+            bad.append(f"{clip_id} (rejection recorded, caption by {value})")
+    return _result(name, bad, "music rows whose fallback caption and caption-stage failure rows disagree")
+
+
 CHECKS: tuple[Callable[[Context], CheckResult], ...] = (
     check_card, check_schema, check_unique_ids, check_va_range, check_split_column, check_audio,
-    check_images, check_music_splits, check_image_splits, check_pairs, check_pair_splits,
+    check_images, check_music_splits, check_image_splits, check_pairs, check_pair_splits, check_caption_fallbacks,
 )
 
 
@@ -264,12 +285,14 @@ def _read_card(root: Path) -> tuple[dict | None, str]:
         return None, f"README.md YAML does not parse: {e}"
 
 
-def validate(root: Path | str) -> ValidationReport:
-    """Run every check on a built dataset folder."""
+def validate(root: Path | str, failures: Path | str | None = None) -> ValidationReport:
+    """Run every check on a built dataset folder; ``failures``: the run's failures table (default:
+    ``root/failures/failures.parquet`` when there is one, as in a run folder)."""
     root = Path(root)
     card, err = _read_card(root)
     metadata_only = bool(card) and METADATA_ONLY_TAG in (card.get("tags") or [])
-    ctx = Context(root, find_shards(root), card, err, metadata_only)
+    failures = Path(failures) if failures is not None else root / "failures" / "failures.parquet"
+    ctx = Context(root, find_shards(root), card, err, metadata_only, failures if failures.exists() else None)
     report = ValidationReport(root, metadata_only)
     if not ctx.shards:
         report.checks.append(CheckResult("shards", False, ("data/",), 1, "no parquet shards under data/"))

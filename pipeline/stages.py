@@ -14,7 +14,8 @@ from typing import Any, Iterable, Iterator
 from pipeline.beam_import import beam  # Beam without its harmless apitools warning
 from apache_beam.metrics import Metrics
 
-from captioner.base import CaptionerConfig, as_clips_for_caption, build, caption_safely
+from captioner.base import CaptionerConfig, as_clips_for_caption, build
+from captioner.fallback import Fallback, caption_with_fallback
 from pipeline import progress
 from pipeline.audio import encode_flac
 from pipeline.download import DownloadError, DownloadOptions, Downloader
@@ -112,8 +113,8 @@ def caption_batches(clips: list[Clip], batch_size: int) -> Iterator[Clip | list[
 
 
 class CaptionInPlace(_Counted):
-    """A batch of clips → captioned clips or failures, for backends without a model (a template);
-    a clip its source captioned passes through.
+    """A batch of clips → captioned clips (and failures), for backends without a model (a template);
+    a clip its source captioned passes through. See :func:`_with_caption` for rejections.
 
     RunInference would cost a stage of its own and, through its model manager, a torch import in
     every worker process, for a function of the descriptors.
@@ -127,30 +128,37 @@ class CaptionInPlace(_Counted):
 
     def setup(self):
         self.captioner = build(self.config)
+        self.fallback = Fallback(self.config)
 
     def process(self, batch: list[Clip] | Clip):
         if isinstance(batch, Clip):  # captioned by its source: passes through
             yield batch
             return
         self.items_in.inc(len(batch))
-        results = caption_safely(self.captioner, as_clips_for_caption(batch), self.config.backend)
-        yield from self.emit(_with_caption(c, r) for c, r in zip(batch, results))
+        results = caption_with_fallback(self.captioner, self.fallback, as_clips_for_caption(batch), self.config.backend)
+        yield from self.emit(x for c, r in zip(batch, results) for x in _with_caption(c, r))
 
 
 class ApplyCaption(_Counted):
-    """RunInference's (clip, CaptionResult) → the captioned clip, or a failure with the reason."""
+    """RunInference's (clip, CaptionResult) → the captioned clip, and a failure for a rejection."""
 
     stage = "caption"
 
     def process(self, prediction):
         self.items_in.inc()
-        yield from self.emit([_with_caption(prediction.example, prediction.inference)])
+        yield from self.emit(_with_caption(prediction.example, prediction.inference))
 
 
-def _with_caption(clip: Clip, r) -> Clip | Failure:
-    if r.text is None:
-        return Failure(clip.clip_id, "caption", r.error_type or "rejected", r.message or "", r.attempts, "clip")
-    return replace(clip, caption=r.text, captioner=r.captioner)
+def _with_caption(clip: Clip, r) -> list[Clip | Failure]:
+    """The captioned clip, plus the failure row of a rejection: a rejected clip keeps its row with
+    the fallback's caption (``captioner`` says so), and is a failure row only when even the
+    template could not caption it. Captioning never removes a clip it can caption."""
+    out: list[Clip | Failure] = []
+    if r.text is not None:
+        out.append(replace(clip, caption=r.text, captioner=r.captioner))
+    if r.rejected:
+        out.append(Failure(clip.clip_id, "caption", r.error_type or "rejected", r.message or "", r.attempts, "clip"))
+    return out
 
 
 def music_row(clip: Clip, output: str) -> tuple[str, dict[str, Any]]:

@@ -3,7 +3,9 @@
 - :func:`run_pipeline` runs the pipeline with fast, test-friendly flags and returns its summary;
 - :func:`read_table`, :func:`read_failures`, :func:`shard_bytes` read what a run wrote;
 - :func:`check_every_row_lands` is the "every input item ends in exactly one place" invariant of
-  DESIGN.md, checked row by row against the input CSV itself;
+  DESIGN.md, checked row by row against the input CSV itself, with its one exception: a clip whose
+  caption the chosen captioner rejected is a row (with the fallback's caption) *and* a failure row
+  of stage ``caption``;
 - :func:`write_csv`, :func:`offline` and the audio helpers keep the test files short.
 """
 from __future__ import annotations
@@ -24,6 +26,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import soundfile as sf
 
+from captioner.fallback import parse_captioner
 from pipeline.run import run
 from pipeline.summary import RunSummary
 
@@ -217,8 +220,9 @@ def check_every_row_lands(
       ``duplicate_id`` failure; a first-seen id ends as table rows, XOR exactly one item-level
       failure, XOR (songs only) nothing but clip-level failures ``<id>-<index>``.
     Afterwards every considered failure and every table row must have been claimed, clip ids
-    must be unique and never both a row and a failure. Raises AssertionError listing every
-    violation.
+    must be unique and never both a row and a failure, except a caption rejection of a row whose
+    caption is the fallback's (and such a row must have its rejection). Raises AssertionError
+    listing every violation.
     """
     path = Path(csv_path)
     header, records = _csv_records(path)
@@ -291,9 +295,14 @@ def check_every_row_lands(
     repeated = sorted(k for k, n in keys.items() if n > 1)
     if repeated:
         problems.append(f"{row_key} values written more than once: {repeated}")
-    both = sorted(set(keys) & {f["item_id"] for f in ours if f["error_type"] != "duplicate_id"})
+    fell_back = {r[row_key] for r in rows if parse_captioner(r.get("captioner") or "").fell_back}
+    rejected = {f["item_id"] for f in ours if f["stage"] == "caption"}
+    both = sorted(set(keys) & {f["item_id"] for f in ours if f["error_type"] != "duplicate_id"
+                               and not (f["stage"] == "caption" and f["item_id"] in fell_back)})
     if both:
         problems.append(f"ids that are both a table row and a failure: {both}")
+    if fell_back - rejected:
+        problems.append(f"rows with the fallback caption but no caption failure: {sorted(fell_back - rejected)}")
     assert not problems, "invariant violated:\n  " + "\n  ".join(problems)
     return landings
 

@@ -7,12 +7,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from captioner import job, merge, records
 from captioner.backends.descriptor import PROMPT_VERSION as TEMPLATE_VERSION
 from captioner.base import CaptionResult
+from captioner.fallback import fallback_captioner, parse_captioner
 from captioner.prompts import PROMPT_VERSION as TAGS_VERSION
 from tests.e2e_helpers import accelerate_two_cpu_processes
 
@@ -132,7 +134,7 @@ def test_merge_crash_leaves_previous_table_intact(run_dir, monkeypatch):
         assert table.column("caption").to_pylist() == [f"A new caption for {i}." for i in table.column("clip_id").to_pylist()]
 
 
-def test_tiny_llm_rejects_are_recorded_and_keep_the_old_caption(run_dir, tmp_path):
+def test_tiny_llm_rejects_are_recorded_and_fall_back_to_the_template(run_dir, tmp_path):
     from tests.captioner.tiny_models import tiny_causal_lm
 
     model = tiny_causal_lm(tmp_path / "tiny", "llama")
@@ -140,12 +142,19 @@ def test_tiny_llm_rejects_are_recorded_and_keep_the_old_caption(run_dir, tmp_pat
     result = job.run(["--input", str(run_dir), "--backend", "tags-llm", "--model", str(model), "--max_new_tokens", "8",
                       "--retries", "0", "--batch_size", "8", "--no_progress"])
     summary = json.loads((run_dir / "captions/summary.json").read_text())
-    assert result.captioned + result.rejected == 12 and summary["rejected"] == result.rejected
-    assert summary["captioner"] == f"tags-llm/tiny/{TAGS_VERSION}+mood-labels"
+    chosen = f"tags-llm/tiny/{TAGS_VERSION}+mood-labels"
+    assert result.captioned + result.rejected == 12 and summary["rejected"] == result.rejected > 0
+    assert summary["captioner"] == chosen
+    assert (summary["fallback"], summary["kept_previous_caption"]) == (result.rejected, 0)
     for clip_id, why in summary["rejects"].items():
         assert why["error_type"].startswith("caption_") and why["attempts"] == 1
-    if result.captioned == 0:  # random weights: nothing accepted, so the table is unchanged
-        assert all(t.equals(before[n]) for n, t in tables(run_dir).items())
+    for name, table in tables(run_dir).items():
+        for i, (caption, value) in enumerate(zip(table.column("caption").to_pylist(),
+                                                 table.column("captioner").to_pylist())):
+            assert parse_captioner(value).chosen == chosen
+            if parse_captioner(value).fell_back:  # the run was captioned by the same template
+                assert value == fallback_captioner(DESCRIPTOR_ID, chosen)
+                assert caption == before[name].column("caption")[i].as_py()
 
 
 def test_missing_input_is_a_clear_error(tmp_path):
@@ -208,14 +217,28 @@ def test_rerun_with_another_backend_or_model_captions_every_clip_again(run_dir, 
     assert sorted(records.read_all(run_dir, "scripted/m1/v1")) == ids
 
 
+def caption_failures(run_dir: Path) -> dict[str, str]:
+    t = pq.read_table(run_dir / "failures/failures.parquet").to_pylist()
+    return {r["item_id"]: r["error_type"] for r in t if r["stage"] == "caption"}
+
+
 def test_rejected_clips_are_retried_only_when_asked(run_dir, scripted):
+    from dataset_card.validate import validate
+
     ids = all_ids(run_dir)
     scripted.REJECT = set(ids[:4])
     first = run_job(run_dir, "--backend", "scripted")
     assert (first.captioned, first.rejected) == (8, 4)
     kept = {i: c for t in tables(run_dir).values()
             for i, c in zip(t.column("clip_id").to_pylist(), t.column("captioner").to_pylist())}
-    assert {kept[i] for i in ids[:4]} == {DESCRIPTOR_ID}  # rejects keep the pipeline's caption
+    # rejects get the template's caption, saying so; their rejections are failure rows
+    assert {kept[i] for i in ids[:4]} == {fallback_captioner(DESCRIPTOR_ID, "scripted/none/v1")}
+    assert {kept[i] for i in ids[4:]} == {"scripted/none/v1"}
+    assert caption_failures(run_dir) == {i: "caption_test" for i in ids[:4]}
+    summary = json.loads((run_dir / "captions/summary.json").read_text())
+    assert (summary["fallback"], summary["fallback_by_reason"], summary["failure_rows_written"]) == (
+        4, {"caption_test": 4}, 4)
+    assert validate(run_dir).check("caption_fallbacks").ok
     scripted.REJECT = set()
     plain = run_job(run_dir, "--backend", "scripted")  # a reject is a result: a plain rerun keeps it
     assert (plain.skipped, plain.captioned) == (12, 0)
@@ -223,8 +246,28 @@ def test_rejected_clips_are_retried_only_when_asked(run_dir, scripted):
     retry = run_job(run_dir, "--backend", "scripted", "--retry_rejected")
     assert (retry.skipped, retry.captioned, retry.rejected) == (8, 4, 0)
     summary = json.loads((run_dir / "captions/summary.json").read_text())
-    assert (summary["accepted"], summary["rejected"], summary["rejects"]) == (12, 0, {})
+    assert (summary["accepted"], summary["rejected"], summary["rejects"], summary["fallback"]) == (12, 0, {}, 0)
     assert {c for t in tables(run_dir).values() for c in t.column("captioner").to_pylist()} == {"scripted/none/v1"}
+    assert caption_failures(run_dir) == {}
+
+
+def test_a_job_replaces_the_pipeline_caption_failures_and_keeps_the_others(run_dir, scripted):
+    failures = run_dir / "failures/failures.parquet"
+    t = pq.read_table(failures)
+    ids = all_ids(run_dir)
+    extra = [{"item_id": ids[0], "kind": "clip", "stage": "caption", "error_type": "caption_old", "message": "m",
+              "attempts": 1},
+             {"item_id": "gone-9", "kind": "clip", "stage": "caption", "error_type": "caption_old", "message": "m",
+              "attempts": 1},
+             {"item_id": "gone-10", "kind": "clip", "stage": "cut", "error_type": "silent", "message": "m",
+              "attempts": 1}]
+    pq.write_table(pa.concat_tables([t, pa.Table.from_pylist(extra, schema=t.schema)]), failures)
+    scripted.REJECT = {ids[1]}
+    run_job(run_dir, "--backend", "scripted")
+    after = pq.read_table(failures).to_pylist()
+    assert caption_failures(run_dir) == {ids[1]: "caption_test", "gone-9": "caption_old"}  # no row: not ours
+    assert any(r["item_id"] == "gone-10" and r["stage"] == "cut" for r in after)
+    assert len(after) == t.num_rows + 3  # 3 added, the old reject of ids[0] replaced by the new one of ids[1]
 
 
 def test_an_accepted_retry_wins_over_an_earlier_reject_in_another_rank_file(tmp_path):

@@ -33,7 +33,7 @@ def _only_failure(err: ValidationError, name: str, also: tuple[str, ...] = ()):
 def test_clean_build_passes_every_check(built):
     _, result = built
     report = validate(result.out_dir)
-    assert report.ok and len(report.checks) == 11, report.render()
+    assert report.ok and len(report.checks) == 12, report.render()
 
 
 def test_schema(tmp_path):
@@ -145,6 +145,32 @@ def test_pairs_within_split(tmp_path):
     rows["pairs"].append({"music_clip_id": "s4-0", "image_id": "img0", "score": 0.1, "split": "test"})
     check = _only_failure(_broken_build(tmp_path, rows), "pairs_within_split")
     assert check.offending == ("test:s1-0|img3", "test:s4-0|img0")
+
+
+def test_caption_fallbacks_match_caption_failures(tmp_path):
+    """A row with the fallback's caption needs its rejection in the failures table, and a rejection
+    of a clip that has a row needs the fallback's caption; a rejected clip with no row is a lost clip,
+    counted by the card, not inconsistent."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = make_rows()
+    rows["music"][0]["captioner"] = "descriptor/none/template-v2+mood-labels (fallback from tags-llm/m/tags-v2)"
+    rows["music"][1]["captioner"] = "descriptor/none/template-v2+mood-labels (fallback from tags-llm/m/tags-v2)"
+    run = write_run(tmp_path / "run", rows)
+    failures = run / "failures" / "failures.parquet"
+    table = pq.read_table(failures).to_pylist()
+    caption_row = {"kind": "clip", "stage": "caption", "error_type": "caption_non_word", "message": "m", "attempts": 3}
+    table += [{"item_id": rows["music"][0]["clip_id"], **caption_row},  # consistent: rejected, kept, fallback
+              {"item_id": rows["music"][2]["clip_id"], **caption_row},  # rejected, yet its own caption
+              {"item_id": "gone-1", **caption_row}]  # rejected and not in the data: lost, not inconsistent
+    pq.write_table(pa.Table.from_pylist(table, schema=schema.FAILURE_SCHEMA), failures)
+    with pytest.raises(ValidationError) as err:
+        build(run)
+    check = _only_failure(err.value, "caption_fallbacks")
+    assert check.offending == (f"{rows['music'][1]['clip_id']} (fallback caption, no rejection recorded)",
+                               f"{rows['music'][2]['clip_id']} (rejection recorded, caption by "
+                               f"{rows['music'][2]['captioner']})")
 
 
 def test_card_numbers_match_data(run_dir, tmp_path, capsys):
