@@ -60,6 +60,10 @@ $(STAMP): pyproject.toml Makefile | system-deps
 	# musicnn's trained taggers (captioner.tagger reads its TensorFlow checkpoints itself);
 	# --no-deps: it declares TensorFlow and an old numpy, neither used
 	$(PY) -m pip install -q --no-deps musicnn==0.1.0
+	# The demo's sampled instruments: TinySoundFont (MIT) and the TimGM6mb General MIDI soundfont
+	# (GPL-2.0) that pretty-midi's wheel ships; --no-deps: tinysoundfont declares PyAudio (live
+	# playback, unused, no Linux wheel) and pretty-midi's code is not used, only its soundfont file
+	$(PY) -m pip install -q --no-deps tinysoundfont==0.3.7 pretty-midi==0.2.11.post0
 	touch $(STAMP)
 
 clean:
