@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import shutil
 import sys
 import time
@@ -37,6 +38,7 @@ from mmva_model.losses import mmva_loss
 from mmva_model.model import MMVA
 from mmva_model.progress import hf_progress
 from mmva_model.sampler import StepSampler
+from mmva_model.threads import apply_threads, available_cores, choose_threads, local_processes, physical_cores
 
 CHECKPOINTS = "checkpoints"
 RUN_FILES = (CHECKPOINTS, "best", "last", "logs", "metrics.jsonl", "train.json")
@@ -69,6 +71,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hf_cache_dir", default=None, help="datasets cache for the Arrow copies of the tables")
     p.add_argument("--log_every", type=int, default=10, help="steps between loss logs (default: 10)")
     p.add_argument("--cpu", action="store_true", help="train on the CPU even when a GPU is present")
+    p.add_argument("--threads", type=int, default=0, metavar="N",
+                   help="torch CPU threads of this process (default 0: its share of the cores it may run "
+                        "on, or OMP_NUM_THREADS when the user set it; accelerate launch's own default "
+                        "OMP_NUM_THREADS=1 is not taken as the user's)")
+    p.add_argument("--cache_workers", type=int, default=None, metavar="N",
+                   help="processes that compute the frozen features (default: the threads of this process; "
+                        "0 computes them in this process)")
     p.add_argument("--no_progress", action="store_true", help="no progress bar")
     p.add_argument("--trust_remote_code", action="store_true",
                    help="run model code shipped with the weights of encoders whose config asks for it "
@@ -88,6 +97,7 @@ class TrainResult:
     data_wait_share: float = 0.0  # share of training-step time spent waiting for batches
     steps_per_second: float = 0.0  # optimizer steps per second of step time (no validation/saving)
     world_size: int = 1
+    threads: int = 0  # torch CPU threads this process trained with
     dropped_pairs: dict = field(default_factory=dict)  # train pairs left out (train.matching=fixed), by reason
 
 
@@ -163,6 +173,7 @@ class Trainer:
             log_with="tensorboard",
             project_config=ProjectConfiguration(project_dir=str(self.out), logging_dir=str(self.out / "logs")),
         )
+        self.threads = self._set_threads()
         set_seed(t.seed)
         self.state = TrainerState()
         self._load_data()
@@ -177,6 +188,16 @@ class Trainer:
         self.accelerator.register_for_checkpointing(self.state)
 
     # -- set-up
+    def _set_threads(self) -> int:
+        """Every core this process was given (its share when several processes run here)."""
+        choice = choose_threads(os.environ, cores=available_cores(), physical=physical_cores(),
+                                local=local_processes(os.environ, self.accelerator.num_processes),
+                                requested=self.args.threads)
+        threads = apply_threads(choice)
+        if self.accelerator.device.type == "cpu":
+            _info(self.accelerator, f"training with {threads} CPU threads per process ({choice.reason})")
+        return threads
+
     def _load_data(self) -> None:
         a = self.args
         with self.accelerator.main_process_first():  # one process converts the tables to Arrow
@@ -342,7 +363,8 @@ class Trainer:
                              None if self.state.best_step is None else self.state.best_score, stopped_early,
                              data_wait_share=wait_total / step_total if step_total else 0.0,
                              steps_per_second=steps_done / step_total if step_total else 0.0,
-                             world_size=acc.num_processes, dropped_pairs=dict(self.train_data.dropped_pairs))
+                             world_size=acc.num_processes, threads=self.threads,
+                             dropped_pairs=dict(self.train_data.dropped_pairs))
         if acc.is_main_process:
             best_meta = self.out / "best" / "meta.json"
             if best_meta.is_file():
