@@ -6,8 +6,11 @@ Reads the `music` shards (``data/music/*.parquet``, only the caption, captioner,
 columns, batch by batch) and the failures table of a pipeline run or a built dataset folder, and
 reports per captioner id: diversity (unique share, distinct-1/2/3, vocabulary), length, repeated
 phrases, the share of the most common skeleton and opening (numbers, keys and vocabulary words
-masked), grounding failures per attribute, self-contradictions, forbidden content and where the
-mood words came from. Writes ``caption_audit.json`` and ``caption_audit.md`` and prints the table.
+masked), grounding failures per attribute, self-contradictions, forbidden content, sense (words that
+are not English words, vocabulary words misused: :mod:`captioner.sense`) and where the mood words
+came from; and how many clips the fallback template captioned after a rejection (by reason), and
+how many caption failures have no row. Writes ``caption_audit.json`` and ``caption_audit.md`` and
+prints the table.
 Whatever it cannot compute (no descriptors, no VA, no failures table) is said in ``notes``,
 never counted as a pass.
 """
@@ -25,6 +28,8 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 import pyarrow.parquet as pq
 
+from captioner import sense
+from captioner.fallback import parse_captioner
 from captioner.grounding import ATTRIBUTES, KEY_PATTERN, contradictions, forbidden, ground, mood_claims
 from captioner.vocab import all_phrases, phrase_pattern
 
@@ -36,6 +41,7 @@ REPEAT_N = 3
 COLUMNS = ("clip_id", "caption", "captioner", "descriptors", "valence", "arousal")
 MOOD_NONE_TAG = "mood-none"
 MOOD_LABELS_TAG = "mood-labels"
+TOP_WORDS = 10  # the most frequent non-words / misused phrases listed per captioner
 
 
 # --- one caption ----------------------------------------------------------------------------
@@ -47,10 +53,13 @@ class CaptionFlags:
     self_contradiction: bool  # two tempo/loudness/timbre words that disagree
     grounding_failures: tuple[str, ...]  # attribute names: "tempo", "key", "loudness", "timbre", ...
     forbidden: tuple[str, ...]  # "lyrics", "singer", "instrument", "genre"
+    non_words: tuple[str, ...] = ()  # words that are not English words (captioner.sense)
+    misused: tuple[str, ...] = ()  # vocabulary words where English needs a noun: "noise of cleaning"
 
     @property
     def any(self) -> bool:
-        return self.repeated_phrase or self.self_contradiction or bool(self.grounding_failures or self.forbidden)
+        return self.repeated_phrase or self.self_contradiction or bool(
+            self.grounding_failures or self.forbidden or self.non_words or self.misused)
 
 
 def words(text: str) -> list[str]:
@@ -71,13 +80,18 @@ def hears_audio(captioner_id: str) -> bool:
     from captioner.base import BACKENDS
     from captioner import backends  # noqa: F401  (registers the built-in backends)
 
-    backend = BACKENDS.get(captioner_id.split("/", 1)[0])
+    backend = BACKENDS.get(_writer(captioner_id).split("/", 1)[0])
     return True if backend is None else bool(getattr(backend, "needs_audio", True))
+
+
+def _writer(captioner_id: str) -> str:
+    """The id of the captioner that wrote the text (the template, for a fallback)."""
+    return parse_captioner(captioner_id).wrote
 
 
 def mood_given(captioner_id: str) -> bool:
     """False for a captioner told no mood that cannot hear one either: its mood words are invented."""
-    return MOOD_NONE_TAG not in captioner_id.split("/")[-1] or hears_audio(captioner_id)
+    return MOOD_NONE_TAG not in _writer(captioner_id).split("/")[-1] or hears_audio(captioner_id)
 
 
 def flag_caption(caption: str, descriptors: dict | None, valence: float | None,
@@ -85,11 +99,14 @@ def flag_caption(caption: str, descriptors: dict | None, valence: float | None,
     """Flags of one caption; checks whose inputs are missing (descriptors, VA) are skipped."""
     text = caption or ""
     g = ground(text, descriptors, valence, arousal, mood_given=mood_given(captioner_id))
+    senseless = sense.check(text)
     return CaptionFlags(
         repeated_phrase=has_repeated_phrase(words(text)),
         self_contradiction=bool(contradictions(text)),
         grounding_failures=tuple(a for a in ATTRIBUTES if a in g.failures),
         forbidden=forbidden(text, hears_audio(captioner_id)),
+        non_words=senseless.non_words,
+        misused=senseless.misused,
     )
 
 
@@ -130,6 +147,10 @@ class _Tally:
     with_mood: int = 0
     mood_fits_label: int = 0
     mood_checked: int = 0
+    non_words: Counter = field(default_factory=Counter)
+    with_non_word: int = 0
+    misused: Counter = field(default_factory=Counter)
+    with_misused: int = 0
 
     def add(self, caption: str, descriptors: dict | None, valence, arousal, captioner_id: str, hears: bool) -> None:
         tokens = words(caption)
@@ -156,7 +177,12 @@ class _Tally:
         self.contradicting += bool(con)
         bad = forbidden(caption, hears)
         self.forbidden.update(bad)
-        self.flagged += bool(rep or con or g.failures or bad)
+        senseless = sense.check(caption)
+        self.non_words.update(senseless.non_words)
+        self.with_non_word += bool(senseless.non_words)
+        self.misused.update(senseless.misused)
+        self.with_misused += bool(senseless.misused)
+        self.flagged += bool(rep or con or g.failures or bad or not senseless.ok)
         if mood_claims(caption):
             self.with_mood += 1
             if "mood" not in g.unchecked:
@@ -186,6 +212,10 @@ class _Tally:
             "self_contradictions": {a: self.contradictions[a] for a in sorted(self.contradictions)},
             "self_contradiction_share": self.contradicting / n,
             "forbidden": {a: self.forbidden[a] for a in sorted(self.forbidden)},
+            "non_word_share": self.with_non_word / n,
+            "non_words": dict(self.non_words.most_common(TOP_WORDS)),
+            "misused_share": self.with_misused / n,
+            "misused": dict(self.misused.most_common(TOP_WORDS)),
             "flagged_share": self.flagged / n,
             "hears_audio": hears,
             "mood_source": mood_source(captioner_id),
@@ -196,6 +226,7 @@ class _Tally:
 
 def mood_source(captioner_id: str) -> str:
     """Where a captioner's mood words come from, as its id records it."""
+    captioner_id = _writer(captioner_id)
     tag = captioner_id.split("/")[-1]
     backend = captioner_id.split("/", 1)[0]
     if MOOD_NONE_TAG in tag:
@@ -221,10 +252,13 @@ class AuditResult:
     captioners: dict[str, dict[str, Any]]
     caption_failures: dict[str, int]  # error_type -> rows of the failures table at the caption stage
     notes: list[str]
+    # {"clips": rows the template captioned after a rejection, "by_reason": {error_type: n},
+    #  "missing": caption failures whose clip has no row}
+    fallbacks: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {"path": self.path, "captioners": self.captioners, "caption_failures": self.caption_failures,
-                "notes": self.notes}
+                "fallbacks": self.fallbacks, "notes": self.notes}
 
 
 def _rows(paths: list[Path], notes: list[str]) -> Iterator[dict[str, Any]]:
@@ -247,10 +281,16 @@ def audit(folder: Path | str) -> AuditResult:
     if not shards:
         raise FileNotFoundError(f"{folder}: no music shards under {MUSIC_GLOB} (a pipeline run or built dataset folder?)")
     notes: list[str] = []
+    rejected = _caption_failure_rows(folder, notes)  # clip id -> error_type
     tallies: dict[str, _Tally] = {}
     hears: dict[str, bool] = {}
     no_caption = no_descriptors = no_va = 0
+    fell_back: Counter = Counter()
+    present = 0
     for row in _rows(shards, notes):
+        if row.get("clip_id") in rejected:
+            present += 1
+            fell_back[rejected[row["clip_id"]]] += parse_captioner(str(row.get("captioner") or "")).fell_back
         caption = row.get("caption")
         if not caption or not str(caption).strip():
             no_caption += 1
@@ -270,20 +310,23 @@ def audit(folder: Path | str) -> AuditResult:
                      "was not checked (see grounding_checked)")
     if no_va:
         notes.append(f"{no_va} captions have no VA label: their mood grounding was not checked")
+    fallbacks = {"clips": sum(fell_back.values()), "by_reason": {k: n for k, n in sorted(fell_back.items()) if n},
+                 "missing": len(rejected) - present}
     return AuditResult(str(folder), {c: t.report(c, hears[c]) for c, t in sorted(tallies.items())},
-                       _caption_failures(folder, notes), notes)
+                       dict(sorted(Counter(rejected.values()).items())), notes, fallbacks)
 
 
-def _caption_failures(folder: Path, notes: list[str]) -> dict[str, int]:
+def _caption_failure_rows(folder: Path, notes: list[str]) -> dict[str, str]:
+    """{clip id: error_type} of the failures table's caption stage (bounded by the failures, not the data)."""
     paths = [p for g in FAILURES_GLOBS for p in sorted(folder.glob(g))]
     if not paths:
         notes.append("no failures table found: rejected captions are not counted")
         return {}
-    counts: Counter = Counter()
+    out: dict[str, str] = {}
     for path in paths:
-        t = pq.read_table(path, columns=["stage", "error_type"]).to_pylist()
-        counts.update(r["error_type"] for r in t if r["stage"] == "caption")
-    return dict(sorted(counts.items()))
+        t = pq.read_table(path, columns=["item_id", "stage", "error_type"]).to_pylist()
+        out.update((r["item_id"], r["error_type"]) for r in t if r["stage"] == "caption")
+    return out
 
 
 # --- rendering ------------------------------------------------------------------------------
@@ -300,6 +343,10 @@ def _counts(d: dict[str, int]) -> str:
     return ", ".join(f"{k} {v}" for k, v in shown.items()) or "0"
 
 
+def _share_and_top(share: float, top: dict[str, int]) -> str:
+    return _fmt(share) + (f" ({_counts(top)})" if top else "")
+
+
 ROWS: tuple[tuple[str, Any], ...] = (
     ("captions", lambda r: r["captions"]),
     ("unique share", lambda r: r["unique_share"]),
@@ -313,6 +360,8 @@ ROWS: tuple[tuple[str, Any], ...] = (
     ("captions with a grounding failure", lambda r: r["grounding_failure_share"]),
     ("self-contradictions", lambda r: f"{_fmt(r['self_contradiction_share'])} ({_counts(r['self_contradictions'])})"),
     ("forbidden content", lambda r: _counts(r["forbidden"])),
+    ("with a non-English word", lambda r: _share_and_top(r["non_word_share"], r["non_words"])),
+    ("with a vocabulary word misused", lambda r: _share_and_top(r["misused_share"], r["misused"])),
     ("mood words from", lambda r: r["mood_source"]),
     ("mood words fit the VA label", lambda r: r["mood_fits_label_share"]),
 )
@@ -325,7 +374,12 @@ def markdown(result: AuditResult) -> str:
     body = "\n".join(f"| {name} | " + " | ".join(_fmt(fn(result.captioners[c])) for c in ids) + " |"
                      for name, fn in ROWS)
     fails = _counts(result.caption_failures) if result.caption_failures else "none recorded"
+    fb = result.fallbacks or {}
     lines = [head, body, "", f"Rejected captions (failure rows at the caption stage): {fails}."]
+    if fb:
+        lines.append(f"Clips captioned by the fallback template after a rejection: {fb['clips']}"
+                     + (f" ({_counts(fb['by_reason'])})" if fb["clips"] else "")
+                     + f"; rejected clips missing from the music table: {fb['missing']}.")
     lines += [f"- {n}" for n in result.notes]
     return "\n".join(lines) + "\n"
 

@@ -3,8 +3,10 @@
 Runs the default pipeline (demo source, tags-llm with SmolLM2-135M on the CPU: minutes) into a
 temporary folder, or audits ``BENCH_AUDIT_RUN`` when that names an existing run folder, and writes
 the audit per captioner id to ``runs/bench/caption_audit.json``. The checks are the caption
-targets: no caption with a repeated phrase, a self-contradiction or a grounding failure, and no
-5-word opening shared by more than a quarter of the captions.
+targets: no caption with a repeated phrase, a self-contradiction, a grounding failure, a word that
+is not English or a vocabulary word misused, no 5-word opening shared by more than a quarter of the
+captions, and no clip missing from the music table because of its caption (the record counts the
+clips the fallback template captioned after a rejection).
 """
 from __future__ import annotations
 
@@ -43,3 +45,5 @@ def test_default_demo_caption_audit():
         assert r["self_contradiction_share"] == 0.0, cid
         assert r["grounding_failure_share"] == 0.0, cid
         assert r["top_opening_share"] <= MAX_OPENING_SHARE, (cid, r["top_opening"])
+        assert r["non_word_share"] == 0.0 and r["misused_share"] == 0.0, (cid, r["non_words"], r["misused"])
+    assert result.fallbacks.get("missing", 0) == 0, result.fallbacks

@@ -143,3 +143,39 @@ def test_vocabulary_phrases_claim_one_thing_each():
                 assert owners.setdefault(p.lower(), name) == name, p
     for p in [*NO_PULSE_PHRASES, *MOOD_LEXICON]:
         assert p.lower() not in owners, p
+
+
+def test_sense_flags_per_caption():
+    f = flag_caption("The mood of the music is neutral, even keed, with a composed rhythm.", None, None, None, TAGS)
+    assert f.non_words == ("keed",) and f.misused == () and f.any
+    f = flag_caption("A light, composed tone with a moderate tempo and noise of cleaning; the mood is neutral.",
+                     None, None, None, TAGS)
+    assert f.misused == ("noise of cleaning",) and f.non_words == () and f.any
+
+
+FALLBACK = f"descriptor/none/template-v2+mood-labels (fallback from {TAGS})"
+
+
+def test_audit_counts_non_words_misuse_and_fallbacks(tmp_path):
+    rows = [_row(0, "A calm piece in C major, kended and perscussive."),
+            _row(1, "A calm kended piece in C major."),
+            _row(2, "A calm piece in C major with a moderate noise of clean."),
+            _row(3, "A calm piece in C major at a moderate tempo."),
+            _row(4, "A calm piece in C major at a moderate tempo of about 96 BPM.", captioner=FALLBACK),
+            _row(5, "A calm, relaxed piece in C major at a moderate tempo of about 96 BPM.", captioner=FALLBACK)]
+    _write_run(tmp_path, rows, failures=[("s-4", "caption", "caption_non_word"), ("s-5", "caption", "caption_nonsense"),
+                                         ("s-9", "caption", "caption_non_word"), ("s-10", "decode", "x")])
+    result = audit.audit(tmp_path)
+    r = result.captioners[TAGS]
+    assert r["non_word_share"] == pytest.approx(2 / 4) and r["non_words"] == {"kended": 2, "perscussive": 1}
+    assert r["misused_share"] == pytest.approx(1 / 4) and r["misused"] == {"noise of clean": 1}
+    assert r["flagged_share"] == pytest.approx(3 / 4)
+    fb = result.captioners[FALLBACK]  # the template's captions: audited as the template's
+    assert (fb["captions"], fb["non_word_share"], fb["misused_share"], fb["mood_source"]) == (2, 0.0, 0.0, "labels")
+    assert fb["hears_audio"] is False
+    assert result.fallbacks == {"clips": 2, "by_reason": {"caption_non_word": 1, "caption_nonsense": 1}, "missing": 1}
+    assert result.caption_failures == {"caption_non_word": 2, "caption_nonsense": 1}
+    md = audit.markdown(result)
+    assert "| with a non-English word | 0 | 0.5 (kended 2, perscussive 1) |" in md  # columns: fallback, tags-llm
+    assert "fallback template after a rejection: 2 (caption_non_word 1, caption_nonsense 1)" in md
+    assert "missing from the music table: 1" in md

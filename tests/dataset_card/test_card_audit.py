@@ -16,6 +16,8 @@ def test_card_shows_the_caption_audit_and_says_where_moods_came_from(tmp_path):
     assert f"`{cid}`" in section and f"| captions | {r['captions']} |" in section
     assert f"| unique share | {r['unique_share']:.3g} |" in section
     assert "| mood words from | labels |" in section  # the fake run's captions are template captions
+    assert f"| with a word that is not English | {r['non_word_share']:.3g} |" in section
+    assert f"| with a vocabulary word misused | {r['misused_share']:.3g} |" in section
     assert "not an independent measurement" in section and "--caption_mood none" in section
 
 
