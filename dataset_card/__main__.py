@@ -44,8 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "their media: a small folder to copy elsewhere")
     e.add_argument("--seed", type=int, default=0, help="seed of --sample's draw (default 0)")
     e.add_argument("--no-media", dest="media", action="store_false",
-                   help="extract no audio or images: a quick page of VA, captions, pairs and failures that "
-                        "plays nothing (a full page otherwise writes every clip and image once under OUT/media)")
+                   help="write no previews: a quick page of VA, captions, pairs and failures that plays nothing "
+                        "(a full page otherwise writes one small Opus preview per song, which each of its clips "
+                        "plays its window of, and image thumbnails, under OUT/media)")
     return p
 
 
@@ -67,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
             r = explore(args.path, args.out, sample=args.sample, seed=args.seed, media=args.media)
             m = r.media
             print(f"wrote {r.page} ({r.page_bytes / 1e6:.1f} MB): {r.clips} clips, {r.images} images, "
-                  f"{r.failures} failures; media {m.written} written, {m.reused} reused, {m.removed} removed"
+                  f"{r.failures} failures; media {m.written} written, {m.reused} reused, {m.removed} removed "
+                  f"({m.bytes / 1e6:.1f} MB of previews for {m.source_bytes / 1e6:.1f} MB of media)"
                   + ("" if r.flags_available else "; caption flags unavailable (captioner.audit missing)")
                   + f" in {r.seconds:.1f} s")
         else:

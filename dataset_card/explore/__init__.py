@@ -6,7 +6,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from dataset_card import schema
 from dataset_card.explore import data as D
 from dataset_card.explore import flags as F
 from dataset_card.explore import media as M
@@ -34,7 +33,8 @@ class ExploreResult:
 
 def explore(path: Path | str, out: Path | str | None = None, sample: int | None = None,
             seed: int = 0, media: bool = True) -> ExploreResult:
-    """Write ``OUT/index.html`` (default ``PATH/explore``) and the media it plays under ``OUT/media``.
+    """Write ``OUT/index.html`` (default ``PATH/explore``) and the previews it plays and shows under
+    ``OUT/media`` (:mod:`dataset_card.explore.media`).
 
     ``media=False`` extracts nothing: the page shows VA, captions, pairs and failures but plays nothing.
     """
@@ -47,7 +47,7 @@ def explore(path: Path | str, out: Path | str | None = None, sample: int | None 
     # the images table reads in valence order (click the arousal header for arousal order)
     data.images.sort(key=lambda r: (r["valence"] if r["valence"] is not None else 2.0, r["image_id"]))
     # --no-media leaves an earlier export's media/ alone: it may have taken long to write
-    extracted = M.extract(data.shards, _wanted(data), out_dir) if media else M.MediaResult()
+    extracted = M.extract(data.shards, *_wanted(data), out_dir) if media else M.MediaResult()
     flag_caption = F.audit_function()
     page = render(PageInputs(data=data, media=extracted, flags=F.flag_clips(data.clips, flag_caption),
                              flags_available=flag_caption is not None, title=_title(data), media_skipped=not media))
@@ -76,13 +76,12 @@ def _check_out(data: D.ExploreData, out_dir: Path) -> None:
                            "`publish` uploads: put the page next to it instead (the default)")
 
 
-def _wanted(data: D.ExploreData) -> dict[str, set[str]]:
-    wanted = {}
-    if data.has_audio:
-        wanted[schema.MUSIC] = {r["clip_id"] for r in data.clips}
-    if data.has_image_pixels:
-        wanted[schema.IMAGES] = {r["image_id"] for r in data.images}
-    return wanted
+def _wanted(data: D.ExploreData) -> tuple[dict[str, M.Span] | None, set[str] | None]:
+    """The page's clips (where each sits in its song) and images whose media it shows."""
+    clips = {r["clip_id"]: M.Span(r["song_id"], float(r["start_s"] or 0.0), float(r["end_s"] or 0.0))
+             for r in data.clips} if data.has_audio else None
+    images = {r["image_id"] for r in data.images} if data.has_image_pixels else None
+    return clips, images
 
 
 def _title(data: D.ExploreData) -> str:

@@ -1,26 +1,54 @@
-"""Media of the page's rows, extracted once from the shards into ``media/`` next to the page.
+"""What the page plays and shows: small previews of the shards' media, written once next to the page.
 
-Shards hold media as bytes inside parquet, which a browser cannot read from a ``file://`` page.
-The page therefore never embeds media (no base64): each clip and image is written once as a file
-named by a hash of its id (whatever the id holds, the name is safe), and the page refers to it by
-a relative URL and loads it only when played or scrolled into view. Re-running keeps files
-already there (same size) and removes files no row refers to any more.
+Shards hold media as bytes inside parquet, which a browser cannot read from a ``file://`` page,
+and embedding them (base64) would make the page as large as the data. Copying every clip out
+would cost a second copy of the dataset, and clips overlap (a 10 s clip every 5/3 s holds each
+moment of a song six times). So the page gets *previews*:
+
+- **audio**: one Opus file per song (per stretch of a song its clips cover without a gap, at most
+  ``MAX_PREVIEW_S`` long), at ``PREVIEW_KBPS`` kbit/s mono, put together from the song's clips:
+  each moment of music once, at a low bitrate. Each clip plays its own window of it through a
+  media-fragment URL (``song.ogg#t=15,25``: the player starts at 15 s and pauses at 25 s). At
+  full IMEMNet-C size that is a few per cent of the music table (``docs/performance.md``).
+  A song's clips sit in several shards (rows are spread by a hash of the clip id, and sorted by
+  id inside a shard), so the shards of a split are read side by side, merged by clip id: a song's
+  clips arrive together, and memory holds one song at a time.
+- **images**: the image itself when it is small, else a ``THUMB_PX`` px JPEG thumbnail.
+
+Files are named by a hash of what they hold (whatever the ids hold, the name is safe), written
+once: a re-run keeps the files already there and removes those no row refers to any more.
 """
 from __future__ import annotations
 
 import hashlib
+import heapq
+import io
+import itertools
+import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterable, Iterator
 
+import numpy as np
 import pyarrow.parquet as pq
+import soundfile as sf
 
-from dataset_card import schema
+from dataset_card import codecs, schema
 from dataset_card.tables import Shard, shards_of
+
+log = logging.getLogger(__name__)
 
 MEDIA_DIR = "media"
 SUBDIR = {schema.MUSIC: "audio", schema.IMAGES: "images"}
-_BATCH_ROWS = 64  # rows of media bytes held at once: memory stays bounded by this, not the data
+PREVIEW_RATE = 24000  # Hz: libopus takes it, browsers play it at 48 kHz; 12 kHz of bandwidth is plenty here
+PREVIEW_KBPS = 32
+PREVIEW_SUFFIX = ".ogg"
+MAX_PREVIEW_S = 300.0  # a longer covered stretch is cut into several previews: memory stays bounded
+THUMB_PX = 240  # longest side of an image thumbnail
+THUMB_BYTES = 24 << 10  # images up to this size (and THUMB_PX) go on the page as they are
+_BATCH_ROWS = 16  # rows of media read at once per shard
+_READ_BUFFER = 1 << 20  # stream column chunks (a row group's media can be 32 MB) instead of reading them whole
 _OURS = re.compile(r"^[0-9a-f]{24}\.[a-z0-9]+$")
 
 # Magic bytes first: the stored path is a name, not a promise about the format.
@@ -33,12 +61,22 @@ _RIFF = {b"WAVE": ".wav", b"WEBP": ".webp"}
 class MediaResult:
     """Where each row's media ended up (relative URLs from the page), and what was missing."""
 
-    urls: dict[str, dict[str, str]] = field(default_factory=dict)  # table -> id -> "media/audio/<h>.flac"
+    urls: dict[str, dict[str, str]] = field(default_factory=dict)  # table -> id -> "media/audio/<h>.ogg#t=0,10"
     written: int = 0
     reused: int = 0
     removed: int = 0
-    missing: dict[str, int] = field(default_factory=dict)  # table -> rows whose media bytes are empty
+    missing: dict[str, int] = field(default_factory=dict)  # table -> rows whose media are empty or unreadable
     bytes: int = 0  # size of every referenced file
+    source_bytes: int = 0  # size of the media they preview, as stored in the shards
+
+
+@dataclass(frozen=True)
+class Span:
+    """Where a clip sits in its song."""
+
+    song_id: str
+    start_s: float
+    end_s: float
 
 
 def file_stem(item_id: str) -> str:
@@ -56,32 +94,165 @@ def suffix_of(data: bytes, stored_path: str | None) -> str:
     return suffix if re.fullmatch(r"\.[a-z0-9]{1,5}", suffix) else ".bin"
 
 
-def extract(shards: list[Shard], wanted: dict[str, set[str]], out_dir: Path) -> MediaResult:
-    """Write the media of the ``wanted`` ids ({table: ids}) under ``out_dir/media``."""
+def extract(shards: list[Shard], clips: dict[str, Span] | None, images: set[str] | None, out_dir: Path) -> MediaResult:
+    """Write previews of the ``clips`` ({clip id: span}) and ``images`` (ids) under ``out_dir/media``."""
     result = MediaResult()
     keep: set[Path] = set()
-    for table, ids in wanted.items():
-        column = schema.MEDIA_COLUMN[table]
-        folder = out_dir / MEDIA_DIR / SUBDIR[table]
-        urls = result.urls.setdefault(table, {})
-        for item_id, value in _media_values(shards_of(shards, table), schema.ID_COLUMN[table], column, ids):
-            data = (value or {}).get("bytes")
-            if not data:
-                result.missing[table] = result.missing.get(table, 0) + 1
-                continue
-            path = folder / (file_stem(item_id) + suffix_of(data, (value or {}).get("path")))
-            _write_once(path, data, result)
-            keep.add(path)
-            urls[item_id] = path.relative_to(out_dir).as_posix()
-            result.bytes += len(data)
+    if clips is not None:
+        result.urls[schema.MUSIC] = _audio_previews(shards, clips, out_dir, result, keep)
+    if images is not None:
+        result.urls[schema.IMAGES] = _image_previews(shards, images, out_dir, result, keep)
     result.removed = _prune(out_dir / MEDIA_DIR, keep)
     return result
 
 
-def _media_values(shards: list[Shard], id_column: str, column: str, ids: set[str]):
+# --- audio ---------------------------------------------------------------------------------------
+
+
+def _audio_previews(shards: list[Shard], clips: dict[str, Span], out_dir: Path, result: MediaResult,
+                    keep: set[Path]) -> dict[str, str]:
+    urls: dict[str, str] = {}
+    folder = out_dir / MEDIA_DIR / SUBDIR[schema.MUSIC]
+    music = shards_of(shards, schema.MUSIC)
+    for split in sorted({s.split for s in music}):
+        merged = _merged([s for s in music if s.split == split], "clip_id", "audio", set(clips))
+        for _, group in itertools.groupby(merged, key=lambda kv: clips[kv[0]].song_id):
+            for run in _runs(list(group), clips):
+                urls.update(_write_preview(run, clips, folder, out_dir, result, keep))
+    return urls
+
+
+def _merged(shards: list[Shard], id_column: str, column: str, ids: set[str]) -> Iterator[tuple[str, bytes | None]]:
+    """(id, media bytes) of the wanted ids of ``shards``, merged in id order (each shard is sorted by id)."""
+    streams = [_media_values([s], id_column, column, ids) for s in shards]
+    for item_id, value in heapq.merge(*streams, key=lambda kv: kv[0]):
+        yield item_id, (value or {}).get("bytes")
+
+
+def _runs(group: list[tuple[str, bytes | None]], clips: dict[str, Span]) -> Iterator[list[tuple[str, bytes]]]:
+    """A song's clips, by start, cut where they leave a gap or the stretch would pass MAX_PREVIEW_S."""
+    run: list[tuple[str, bytes]] = []
+    start = end = 0.0
+    for item_id, data in sorted(group, key=lambda kv: (clips[kv[0]].start_s, kv[0])):
+        span = clips[item_id]
+        if run and (span.start_s > end + 1e-3 or span.end_s - start > MAX_PREVIEW_S):
+            yield run
+            run = []
+        if not run:
+            start, end = span.start_s, span.end_s
+        run.append((item_id, data))
+        end = max(end, span.end_s)
+    if run:
+        yield run
+
+
+def _write_preview(run: list[tuple[str, bytes | None]], clips: dict[str, Span], folder: Path, out_dir: Path,
+                   result: MediaResult, keep: set[Path]) -> dict[str, str]:
+    """One preview file for a run of clips; {clip id: URL of its window}."""
+    usable = [(i, d) for i, d in run if d]
+    result.missing[schema.MUSIC] = result.missing.get(schema.MUSIC, 0) + len(run) - len(usable)
+    if not usable:
+        return {}
+    digest = hashlib.sha256()
+    for item_id, data in usable:
+        digest.update(f"{item_id}\x00{clips[item_id]}\x00{len(data)}\x00".encode() + hashlib.sha256(data).digest())
+    path = folder / (digest.hexdigest()[:24] + PREVIEW_SUFFIX)
+    start = min(clips[i].start_s for i, _ in usable)
+    if not (path.exists() and path.stat().st_size > 0):
+        samples, placed = _assemble(usable, clips, start)
+        result.missing[schema.MUSIC] += len(usable) - len(placed)
+        if not placed:
+            return {}
+        usable = [(i, d) for i, d in usable if i in placed]
+        _write_file(path, codecs.CODECS["opus"].write(samples, PREVIEW_RATE, PREVIEW_KBPS), result)
+    else:
+        result.reused += 1
+    keep.add(path)
+    result.bytes += path.stat().st_size
+    result.source_bytes += sum(len(d) for _, d in usable)
+    rel = path.relative_to(out_dir).as_posix()
+    return {i: f"{rel}#t={clips[i].start_s - start:.3f},{clips[i].end_s - start:.3f}" for i, _ in usable}
+
+
+def _assemble(run: list[tuple[str, bytes]], clips: dict[str, Span], start: float) -> tuple[np.ndarray, set[str]]:
+    """The run's stretch of the song at PREVIEW_RATE, each clip decoded into its place; clips that do
+    not decode are left out (their time stays silent unless another clip covers it)."""
+    end = max(clips[i].end_s for i, _ in run)
+    out = np.zeros(int(round((end - start) * PREVIEW_RATE)), dtype=np.float32)
+    placed = set()
+    for item_id, data in run:
+        try:
+            x = _mono_at(data, PREVIEW_RATE)
+        except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as e:
+            log.warning("clip %r does not decode, left out of its preview: %s", item_id, e)
+            continue
+        at = int(round((clips[item_id].start_s - start) * PREVIEW_RATE))
+        n = min(len(x), len(out) - at)
+        out[at:at + n] = x[:n]
+        placed.add(item_id)
+    return out, placed
+
+
+def _mono_at(data: bytes, rate: int) -> np.ndarray:
+    import soxr
+
+    x, sr = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
+    x = x.mean(axis=1, dtype=np.float32)
+    return x if sr == rate else soxr.resample(x, sr, rate, quality="HQ").astype(np.float32)
+
+
+# --- images --------------------------------------------------------------------------------------
+
+
+def _image_previews(shards: list[Shard], ids: set[str], out_dir: Path, result: MediaResult,
+                    keep: set[Path]) -> dict[str, str]:
+    urls: dict[str, str] = {}
+    folder = out_dir / MEDIA_DIR / SUBDIR[schema.IMAGES]
+    for item_id, value in _media_values(shards_of(shards, schema.IMAGES), schema.ID_COLUMN[schema.IMAGES],
+                                        schema.MEDIA_COLUMN[schema.IMAGES], ids):
+        data = (value or {}).get("bytes")
+        shown = _thumbnail(data) if data else None
+        if not shown:
+            result.missing[schema.IMAGES] = result.missing.get(schema.IMAGES, 0) + 1
+            continue
+        path = folder / (file_stem(item_id) + suffix_of(shown, (value or {}).get("path")))
+        if path.exists() and path.stat().st_size == len(shown):
+            result.reused += 1
+        else:
+            _write_file(path, shown, result)
+        keep.add(path)
+        urls[item_id] = path.relative_to(out_dir).as_posix()
+        result.bytes += len(shown)
+        result.source_bytes += len(data)
+    return urls
+
+
+def _thumbnail(data: bytes) -> bytes | None:
+    """The image as it is when small, else a THUMB_PX JPEG; None when Pillow cannot read it."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            if len(data) <= THUMB_BYTES and max(im.size) <= THUMB_PX:
+                return data
+            im.draft("RGB", (THUMB_PX, THUMB_PX))  # JPEG: decode at a fraction of the size
+            im = im.convert("RGB")
+            im.thumbnail((THUMB_PX, THUMB_PX))
+            buf = io.BytesIO()
+            im.save(buf, format="JPEG", quality=80, optimize=True)
+            return buf.getvalue() if buf.tell() < len(data) else data
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as e:
+        log.warning("an image does not open, left off the page: %s", e)
+        return None
+
+
+# --- files ---------------------------------------------------------------------------------------
+
+
+def _media_values(shards: list[Shard], id_column: str, column: str, ids: set[str]) -> Iterable[tuple[str, dict]]:
     """(id, media struct) of the wanted ids, streamed shard by shard in small batches."""
     for s in shards:
-        f = pq.ParquetFile(s.path)
+        f = pq.ParquetFile(s.path, buffer_size=_READ_BUFFER)
         if column not in f.schema_arrow.names:
             continue
         for batch in f.iter_batches(batch_size=_BATCH_ROWS, columns=[id_column, column]):
@@ -90,10 +261,7 @@ def _media_values(shards: list[Shard], id_column: str, column: str, ids: set[str
                     yield item_id, value
 
 
-def _write_once(path: Path, data: bytes, result: MediaResult) -> None:
-    if path.exists() and path.stat().st_size == len(data):
-        result.reused += 1
-        return
+def _write_file(path: Path, data: bytes, result: MediaResult) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_bytes(data)

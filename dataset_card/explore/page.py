@@ -256,8 +256,10 @@ def _summary_html(p: PageInputs) -> str:
     for table in schema.TABLES:
         splits = d.rows.get(table, {})
         rows.append((f"{table} rows", e(", ".join(f"{s} {splits.get(s, 0)}" for s in schema.SPLITS))))
+    share = f" ({100 * p.media.bytes / p.media.source_bytes:.1f} % of the {p.media.source_bytes / 1e6:.1f} MB " \
+            "they preview)" if p.media.source_bytes else ""
     rows.append(("media on the page", f"{p.media.written} written, {p.media.reused} reused, "
-                                      f"{p.media.bytes / 1e6:.1f} MB under media/"))
+                                      f"{p.media.bytes / 1e6:.1f} MB of previews under media/{share}"))
     rows += [(f"missing {t} media", str(n)) for t, n in p.media.missing.items()]
     reasons: dict[str, int] = {}
     for f in d.failures:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import base64
 import gzip
+import io
 import html
 import json
 import re
@@ -12,13 +13,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import soundfile as sf
 
 from dataset_card import schema
 from dataset_card.__main__ import main
 from dataset_card.build import build
 from dataset_card.explore import ExploreError, explore
 from dataset_card.explore import flags as F
-from dataset_card.explore.media import file_stem
+from dataset_card.explore.media import PREVIEW_RATE
 from tests.dataset_card.fakerun import make_rows, write_run
 
 NASTY = "\"q'<b>&amp;\u00e9\u266b</script><script>window.__pwned=1</script><img src=x onerror=\"window.__pwned=2\">"
@@ -68,28 +70,48 @@ def test_explore_a_run_writes_a_page_and_references_media(run_dir, capsys):
     assert "ZkxhQw" not in data and "iVBORw0KGgo" not in data  # no FLAC or PNG bytes (base64) in the page
     audio = sorted((run_dir / "explore" / "media" / "audio").iterdir())
     images = sorted((run_dir / "explore" / "media" / "images").iterdir())
-    assert len(audio) == 8 and all(p.suffix == ".flac" and p.read_bytes()[:4] == b"fLaC" for p in audio)
-    assert len(images) == 4 and all(p.suffix == ".png" for p in images)
-    for row in make_rows()[schema.MUSIC]:  # each clip's page URL is its hashed name, and the file is its bytes
-        assert f"media/audio/{file_stem(row['clip_id'])}.flac" in text
-        assert (run_dir / "explore" / "media" / "audio" / f"{file_stem(row['clip_id'])}.flac").read_bytes() \
-            == row["audio"]["bytes"]
+    # one preview per song (its two clips touch: [0, 1) and [1, 2) s), not one copy per clip
+    assert len(audio) == 4 and all(p.suffix == ".ogg" and p.read_bytes()[28:36] == b"OpusHead" for p in audio)
+    assert len(images) == 4 and all(p.suffix == ".png" for p in images)  # 8 px PNGs: shown as they are
+    urls = dict(zip(page_data(text)["clips"]["clip_id"], page_data(text)["clips"]["audio_url"]))
+    for n, song in enumerate(("s1", "s2", "s3", "s4")):
+        first, second = urls[f"{song}-0"], urls[f"{song}-1"]
+        assert first.endswith("#t=0.000,1.000") and second.endswith("#t=1.000,2.000")
+        preview = run_dir / "explore" / first.split("#")[0]
+        assert preview == run_dir / "explore" / second.split("#")[0] and preview in audio
+        x, sr = sf.read(preview, dtype="float32")  # libsndfile decodes at the rate the preview was made at
+        assert sr == PREVIEW_RATE and len(x) == 2 * sr  # the song's two clips, once each
+        for window in (x[int(0.2 * sr):int(0.8 * sr)], x[int(1.2 * sr):int(1.8 * sr)]):
+            assert peak_hz(window, sr) == pytest.approx(220.0 * (n + 1), abs=2.0)  # each clip's own tone
     assert not re.search(r"""<(script|link)[^>]+(src|href)=["']?https?:""", text)  # BokehJS is inline
 
-    again = explore(run_dir)  # a second run reuses the extracted media
-    assert (again.media.written, again.media.reused, again.media.removed) == (0, 12, 0)
+    again = explore(run_dir)  # a second run reuses the previews
+    assert (again.media.written, again.media.reused, again.media.removed) == (0, 8, 0)
+    assert again.media.bytes < again.media.source_bytes
+
+
+def peak_hz(x: np.ndarray, sr: int) -> float:
+    spectrum = np.abs(np.fft.rfft(x * np.hanning(len(x))))
+    return float(np.fft.rfftfreq(len(x), 1 / sr)[int(np.argmax(spectrum))])
+
+
+def media_files(folder) -> set[str]:
+    return {p.relative_to(folder).as_posix() for p in (folder / "media").rglob("*") if p.is_file()}
 
 
 def test_sample_exports_only_the_sampled_media_and_keeps_their_pairs(run_dir, tmp_path):
     r = explore(run_dir, tmp_path / "export", sample=3, seed=1)
     assert (r.clips, r.images) == (3, 3)
-    assert len(list((tmp_path / "export" / "media" / "audio").iterdir())) == 3
-    assert len(list((tmp_path / "export" / "media" / "images").iterdir())) == 3
     data = page_data(r.page.read_text(encoding="utf-8"))
+    songs = {clip_id.rsplit("-", 1)[0] for clip_id in data["clips"]["clip_id"]}
+    assert len(list((tmp_path / "export" / "media" / "audio").iterdir())) == len(songs)  # a preview per song
+    assert len(list((tmp_path / "export" / "media" / "images").iterdir())) == 3
     assert "img0" in data["images"]["image_id"]  # every clip is paired with img0: it comes first
     assert len(data["pairs"]["score"]) == 3 and data["clips"]["pair_count"] == [1, 1, 1]
+    before = media_files(tmp_path / "export")
     smaller = explore(run_dir, tmp_path / "export", sample=1, seed=1)
-    assert smaller.media.removed == 4  # 2 clips and 2 images of the earlier, larger export are removed
+    after = media_files(tmp_path / "export")
+    assert smaller.media.removed == len(before - after) > 0  # what the larger export had and this one lacks
     assert len(list((tmp_path / "export" / "media" / "audio").iterdir())) == 1
 
 
@@ -99,7 +121,35 @@ def test_no_media_page_plays_nothing_and_keeps_earlier_media(run_dir, capsys):
     text = (run_dir / "explore" / "index.html").read_text(encoding="utf-8")
     assert "--no-media" in text and 'id="player"' not in text
     assert page_data(text)["clips"]["audio_url"] == [""] * 8
-    assert len(list((run_dir / "explore" / "media" / "audio").iterdir())) == 8
+    assert len(list((run_dir / "explore" / "media" / "audio").iterdir())) == 4
+
+
+def test_clips_with_a_gap_get_separate_previews_and_a_bad_clip_is_counted(tmp_path):
+    rows = make_rows()
+    s1 = [r for r in rows[schema.MUSIC] if r["song_id"] == "s1"]
+    s1[1]["start_s"], s1[1]["end_s"] = 5.0, 6.0  # 4 s after the first clip ends
+    rows[schema.MUSIC][2]["audio"]["bytes"] = b"not audio"  # s2-0
+    r = explore(write_run(tmp_path / "run", rows))
+    urls = dict(zip(*(page_data(r.page.read_text(encoding="utf-8"))["clips"][k] for k in ("clip_id", "audio_url"))))
+    assert urls["s1-0"].split("#")[0] != urls["s1-1"].split("#")[0]
+    assert urls["s1-1"].endswith("#t=0.000,1.000") and urls["s2-0"] == "" and urls["s2-1"].endswith("#t=1.000,2.000")
+    assert r.media.missing == {schema.MUSIC: 1}
+
+
+def test_large_images_become_thumbnails(tmp_path):
+    from PIL import Image
+
+    rows = make_rows()
+    rng = np.random.default_rng(0)
+    buf = io.BytesIO()
+    Image.fromarray(rng.integers(0, 255, (900, 1200, 3), dtype=np.uint8)).save(buf, format="JPEG", quality=95)
+    rows[schema.IMAGES][0]["image"] = {"bytes": buf.getvalue(), "path": "big.jpg"}
+    r = explore(write_run(tmp_path / "run", rows))
+    url = dict(zip(*(page_data(r.page.read_text(encoding="utf-8"))["images"][k] for k in ("image_id", "image_url"))))
+    thumb = r.page.parent / url["img0"]
+    with Image.open(thumb) as im:
+        assert im.format == "JPEG" and max(im.size) == 240 and im.size[0] / im.size[1] == pytest.approx(4 / 3, abs=0.01)
+    assert thumb.stat().st_size < len(buf.getvalue()) / 10
 
 
 def test_dataset_folder_page_goes_next_to_it_never_inside(built, tmp_path):

@@ -6,13 +6,13 @@ them as it installs ffmpeg). One browser serves the whole module: starting Chrom
 from __future__ import annotations
 
 import collections
+import re
 import struct
 
 import pytest
 
 from dataset_card import schema
 from dataset_card.explore import explore
-from dataset_card.explore.media import file_stem
 from tests.browser import chromium, console_errors, missing, wait_for
 from tests.dataset_card.fakerun import make_rows, write_run
 from dataset_card.explore import flags as F
@@ -117,26 +117,34 @@ def test_colour_by_captioner(browser):
     assert console_errors(browser) == []
 
 
-def test_clicking_a_point_plays_and_decodes_its_flac_clip(browser, rows):
+def test_clicking_a_point_plays_its_clip_from_the_song_preview(browser, rows):
     from selenium.webdriver.common.actions.action_builder import ActionBuilder
 
     target = rows[schema.MUSIC][5]
-    x, y = browser.execute_script(f"""
+    x, y, url = browser.execute_script(f"""
         const d = {MODEL.format('clips')}.data, i = d.clip_id.indexOf(arguments[0]);
         const pv = {VIEW.format('plane')};
         pv.el.scrollIntoView();
         const r = pv.el.getBoundingClientRect();
-        return [r.left + pv.frame.x_scale.compute(d.valence[i]), r.top + pv.frame.y_scale.compute(d.arousal[i])];
+        return [r.left + pv.frame.x_scale.compute(d.valence[i]), r.top + pv.frame.y_scale.compute(d.arousal[i]),
+                d.audio_url[i]];
     """, target["clip_id"])
     click = ActionBuilder(browser)  # a real mouse click on the canvas, at the point's pixel
     click.pointer_action.move_to_location(int(round(x)), int(round(y))).click()
     click.perform()
     player = "document.getElementById('player')"
-    wait_for(browser, f"{player}.readyState >= 2 && {player}.currentTime > 0", timeout_s=30,
+    # the clip's window of its song's preview: playback starts at the window's start
+    start, end = (float(t) for t in url.split("#t=")[1].split(","))
+    wait_for(browser, f"{player}.readyState >= 2 && {player}.currentTime > {start}", timeout_s=30,
              what="the clicked clip to decode and play")
     src, duration, error = browser.execute_script(f"const p = {player}; return [p.src, p.duration, p.error];")
-    assert src.endswith(f"media/audio/{file_stem(target['clip_id'])}.flac") and error is None
-    assert duration == pytest.approx(target["end_s"] - target["start_s"], abs=0.05)
+    assert src.endswith(url) and re.search(r"media/audio/[0-9a-f]{24}\.ogg#t=", src) and error is None
+    assert end - start == pytest.approx(target["end_s"] - target["start_s"], abs=1e-3)
+    song = [r for r in rows[schema.MUSIC] if r["song_id"] == target["song_id"]]
+    assert duration == pytest.approx(max(r["end_s"] for r in song) - min(r["start_s"] for r in song), abs=0.05)
+    # the fragment's end pauses the player there (media fragments, as the table's players use them)
+    wait_for(browser, f"{player}.paused && {player}.currentTime >= {end} - 0.1", timeout_s=30,
+             what="the player to stop at the clip's end")
     details = browser.execute_script(f"return {VIEW.format('details')}.shadow_el.textContent")
     assert target["caption"] in details and "tempo_bpm" in details
     assert console_errors(browser) == []
