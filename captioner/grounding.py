@@ -14,13 +14,14 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from captioner import content
 from captioner.vocab import MOOD_LEXICON, NO_PULSE_PHRASES, SCALES, mood_problem, phrase_pattern
 
 # Minimum BPM slack: a stated BPM within max(this, 10 % of the measured tempo) is fine.
 MIN_BPM_SLACK = 8.0
 BPM_TOLERANCE = 0.1
-KEY, MOOD = "key", "mood"
-ATTRIBUTES = (*SCALES, KEY, MOOD)  # every attribute :func:`ground` can report
+KEY, MOOD, CONTENT = "key", "mood", "content"
+ATTRIBUTES = (*SCALES, KEY, MOOD, CONTENT)  # every attribute :func:`ground` can report
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,8 @@ _PATTERNS = {name: phrase_pattern(s.phrase_bands()) for name, s in SCALES.items(
 _PHRASE_BAND = {name: {p.lower(): i for p, i in s.phrase_bands().items()} for name, s in SCALES.items()}
 _NO_PULSE = phrase_pattern(NO_PULSE_PHRASES)
 _MOODS = phrase_pattern(MOOD_LEXICON)
+_CONTENT_WORD = {p.lower(): w for w in content.WORDS for p in w.phrases}
+_CONTENT = phrase_pattern(_CONTENT_WORD)
 _BPM = re.compile(r"(\d+(?:\.\d+)?)\s*(?:-\s*)?(?:bpm|beats per minute|beats a minute)\b", re.IGNORECASE)
 _PITCH = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
 # The note letter is case-sensitive so the article "a minor ..." is not read as A minor.
@@ -56,6 +59,11 @@ def mood_claims(text: str) -> list[str]:
     return [m.group(1).lower() for m in _MOODS.finditer(text)]
 
 
+def content_claims(text: str) -> list[tuple[str, content.ContentWord]]:
+    """(phrase, content word) of every genre, instrument or voice ``text`` names, in order."""
+    return [(m.group(1), _CONTENT_WORD[" ".join(m.group(1).lower().split())]) for m in _CONTENT.finditer(text)]
+
+
 def _number(d: dict[str, Any] | None, key: str) -> float | None:
     if not d or d.get(key) is None:
         return None
@@ -67,8 +75,9 @@ def _number(d: dict[str, Any] | None, key: str) -> float | None:
 
 
 def ground(text: str, descriptors: dict[str, Any] | None, valence: float | None = None,
-           arousal: float | None = None, mood_given: bool = True) -> Grounding:
-    """Check every attribute ``text`` states against ``descriptors`` and the VA label.
+           arousal: float | None = None, mood_given: bool = True, tags: dict[str, Any] | None = None) -> Grounding:
+    """Check every attribute ``text`` states against ``descriptors``, the VA label and the tagger's
+    probabilities (``tags``: model -> probabilities; None leaves genre, instruments and voice unchecked).
 
     ``mood_given=False`` (a captioner told no mood): any mood word is a failure, since nothing
     the captioner was given supports it.
@@ -93,7 +102,29 @@ def ground(text: str, descriptors: dict[str, Any] | None, valence: float | None 
         unchecked.append(MOOD)
     elif mood:
         failures[MOOD] = mood
+    named = _content_problem(text, tags)
+    if named is None:
+        unchecked.append(CONTENT)
+    elif named:
+        failures[CONTENT] = named
     return Grounding(failures, tuple(unchecked))
+
+
+def _content_problem(text: str, tags: dict[str, Any] | None) -> str | None:
+    """None: the clip was not tagged; "" fine; else the genre, instrument or voice without evidence."""
+    if not tags:
+        return None
+    for phrase, word in content_claims(text):
+        evidence = content.evidence(tags, word)
+        if evidence is None:
+            continue
+        if evidence < content.SUPPORT[word.category]:
+            return (f"names {phrase!r} ({word.category}), tagger evidence {evidence:.2f} < "
+                    f"{content.SUPPORT[word.category]}")
+        sung = content.sung_evidence(tags)
+        if word.phrase == "instrumental" and sung is not None and sung >= max(evidence, content.WRITE[content.VOICE]):
+            return f"says {phrase!r}, but the tagger hears a voice ({sung:.2f}, 'instrumental' {evidence:.2f})"
+    return ""
 
 
 def _scale_problem(text: str, name: str, x: float) -> str:
@@ -169,26 +200,39 @@ def contradictions(text: str) -> dict[str, str]:
             seen[-1] = _NO_PULSE.search(text).group(0)
         if len(seen) > 1:
             out[name] = " vs ".join(repr(p) for p in seen.values())
+    voices = {w.phrase == "instrumental": p for p, w in content_claims(text) if w.category == content.VOICE}
+    if len(voices) > 1:  # "instrumental ... with male vocals"
+        out["voice"] = " vs ".join(repr(p) for p in voices.values())
     return out
 
 
 # --- content a captioner cannot know ----------------------------------------------------------
-# Lyrics are unknowable to every captioner here (none transcribes); singers, instruments and genres
-# only to captioners that do not hear the audio.
+# Lyrics are unknowable to every captioner here (none transcribes). Genres, instruments and voices
+# outside the tagger's vocabulary (captioner.content) only a captioner that hears the audio can know;
+# those inside it, a captioner that does not hear may name only where the clip was tagged (and
+# grounding then checks the evidence).
 FORBIDDEN_ALWAYS = {"lyrics": ("lyrics", "lyric", "the words say", "sings about", "the song says")}
 FORBIDDEN_UNHEARD = {
-    "singer": ("singer", "singers", "vocalist", "vocals", "vocal", "sings", "singing", "voice", "voices", "choir"),
-    "instrument": ("piano", "guitar", "guitars", "drum", "drums", "violin", "violins", "cello", "strings", "bass guitar",
-                   "synth", "synthesizer", "saxophone", "trumpet", "flute", "organ", "harp", "percussion instruments",
-                   "orchestra", "orchestral", "brass", "clarinet", "ukulele", "banjo", "keyboard", "keyboards"),
-    "genre": ("jazz", "rock", "pop", "hip hop", "hip-hop", "rap", "classical", "techno", "house music", "edm",
-              "country", "blues", "folk", "metal", "reggae", "funk", "disco", "ambient", "electronic", "r&b",
-              "soul", "punk", "soundtrack", "lo-fi"),
+    "voice": ("a cappella", "rapper", "rapping"),
+    "instrument": ("bass guitar", "saxophone", "trumpet", "organ", "percussion instruments", "orchestra",
+                   "orchestral", "brass", "clarinet", "ukulele", "banjo", "keyboard", "keyboards", "accordion",
+                   "trombone", "oboe", "bassoon", "marimba", "xylophone", "vibraphone", "bagpipes", "tabla"),
+    "genre": ("edm", "reggae", "disco", "soundtrack", "lo-fi", "trance", "dubstep", "gospel", "salsa",
+              "bossa nova", "latin", "k-pop", "ska", "grunge"),
 }
+_UNTAGGED = {category: tuple(p for w in content.WORDS if w.category == category for p in w.phrases)
+             for category in content.CATEGORIES}
 _FORBIDDEN = {name: phrase_pattern(words) for name, words in {**FORBIDDEN_ALWAYS, **FORBIDDEN_UNHEARD}.items()}
+_FORBIDDEN_UNTAGGED = {category: phrase_pattern(words) for category, words in _UNTAGGED.items()}
 
 
-def forbidden(text: str, hears_audio: bool) -> tuple[str, ...]:
-    """Categories of content in ``text`` that its captioner could not know (sorted)."""
+def forbidden(text: str, hears_audio: bool, tagged: bool = False) -> tuple[str, ...]:
+    """Categories of content in ``text`` that its captioner could not know (sorted).
+
+    ``tagged``: the clip carries tag probabilities, so genre, instrument and voice words of the tag
+    vocabulary are known (and grounded against them by :func:`ground`)."""
     names = list(FORBIDDEN_ALWAYS) + ([] if hears_audio else list(FORBIDDEN_UNHEARD))
-    return tuple(sorted(n for n in names if _FORBIDDEN[n].search(text)))
+    found = {n for n in names if _FORBIDDEN[n].search(text)}
+    if not hears_audio and not tagged:
+        found |= {c for c, pattern in _FORBIDDEN_UNTAGGED.items() if pattern.search(text)}
+    return tuple(sorted(found))

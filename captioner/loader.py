@@ -24,6 +24,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from captioner.audio_prep import AUDIO_CORRUPT, PreparedClip, bucket_by_length
 from captioner.base import CaptionResult, ClipForCaption
+from captioner.content import from_row
 
 
 @dataclass
@@ -61,13 +62,15 @@ class ClipSource(IterableDataset):
         # of a shard is a run of row groups, and the others are never read
         self.units = [(str(p), g) for p in shards for g in row_groups_with(pq.ParquetFile(p), wanted)]
         self.wanted, self.needs_audio, self.prepare, self.captioner_id = wanted, needs_audio, prepare, captioner_id
-        self.columns = ["clip_id", "descriptors", "valence", "arousal"] + (["audio"] if needs_audio else [])
+        self.columns = ["clip_id", "descriptors", "valence", "arousal", "tag_probs"] + (["audio"] if needs_audio else [])
 
     def __iter__(self) -> Iterator[Any]:
         info = get_worker_info()
         worker, workers = (info.id, info.num_workers) if info else (0, 1)
         for path, group in self.units[worker::workers]:
-            rows = pq.ParquetFile(path).read_row_group(group, columns=self.columns).to_pylist()
+            shard = pq.ParquetFile(path)
+            columns = [c for c in self.columns if c in shard.schema_arrow.names]  # older runs lack tag_probs
+            rows = shard.read_row_group(group, columns=columns).to_pylist()
             for row in rows:
                 if row["clip_id"] in self.wanted:
                     yield self._load(row)
@@ -80,7 +83,8 @@ class ClipSource(IterableDataset):
             except Exception as e:  # noqa: BLE001 - any decoder error is this clip's failure row
                 return CaptionResult(row["clip_id"], None, self.captioner_id, AUDIO_CORRUPT,
                                      f"cannot decode the audio: {type(e).__name__}: {str(e)[:200]}", attempts=0)
-        clip = ClipForCaption(row["clip_id"], samples, rate, row["descriptors"], row["valence"], row["arousal"])
+        clip = ClipForCaption(row["clip_id"], samples, rate, row["descriptors"], row["valence"], row["arousal"],
+                              from_row(row.get("tag_probs")))
         return self.prepare(clip) if self.prepare else clip
 
 

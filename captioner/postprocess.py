@@ -84,11 +84,13 @@ def clean(raw: str, prompt: str | None = None) -> str:
 
 
 def check(text: str, descriptors: dict[str, Any] | None, valence: float | None, arousal: float | None,
-          limits: Limits = Limits(), hears_audio: bool = True, mood_given: bool = True) -> Checked:
+          limits: Limits = Limits(), hears_audio: bool = True, mood_given: bool = True,
+          tags: dict[str, Any] | None = None) -> Checked:
     """Accept a cleaned caption or say why not (first failing filter wins).
 
-    ``hears_audio=False`` (tags-llm, template): singers, instruments and genres are invented, so
-    rejected; lyrics are rejected for every captioner. ``mood_given=False``: mood words are too.
+    ``hears_audio=False`` (tags-llm, template): genres, instruments and voices are invented unless
+    the clip's ``tags`` (tagger probabilities) support them, so rejected; lyrics are rejected for
+    every captioner. ``mood_given=False``: mood words are too.
     """
     if not text.strip():
         return Checked(None, EMPTY, "the model wrote nothing usable")
@@ -111,24 +113,25 @@ def check(text: str, descriptors: dict[str, Any] | None, valence: float | None, 
     if con:
         name, what = next(iter(con.items()))
         return Checked(None, CONTRADICTORY, f"two {name} words disagree ({what}): {text[:80]!r}")
-    bad = forbidden(text, hears_audio)
+    bad = forbidden(text, hears_audio, tagged=bool(tags))
     if bad:
         return Checked(None, FORBIDDEN, f"mentions {', '.join(bad)}, which the captioner cannot know: {text[:80]!r}")
-    problem = grounding_problem(text, descriptors, valence, arousal, mood_given=mood_given)
+    problem = grounding_problem(text, descriptors, valence, arousal, mood_given=mood_given, tags=tags)
     return Checked(None, *problem) if problem else Checked(text)
 
 
 def postprocess(raw: str, descriptors: dict[str, Any] | None, valence: float | None, arousal: float | None,
                 prompt: str | None = None, limits: Limits = Limits(), hears_audio: bool = True,
-                mood_given: bool = True) -> Checked:
+                mood_given: bool = True, tags: dict[str, Any] | None = None) -> Checked:
     """:func:`clean` then :func:`check`."""
-    return check(clean(raw, prompt), descriptors, valence, arousal, limits, hears_audio, mood_given)
+    return check(clean(raw, prompt), descriptors, valence, arousal, limits, hears_audio, mood_given, tags)
 
 
 def grounding_problem(text: str, descriptors: dict[str, Any] | None, valence: float | None,
-                      arousal: float | None, mood_given: bool = True) -> tuple[str, str] | None:
+                      arousal: float | None, mood_given: bool = True,
+                      tags: dict[str, Any] | None = None) -> tuple[str, str] | None:
     """(error_type, message) of the first attribute the caption gets wrong, else None."""
-    g = ground(text, descriptors, valence, arousal, mood_given=mood_given)
+    g = ground(text, descriptors, valence, arousal, mood_given=mood_given, tags=tags)
     if g.ok:
         return None
     attribute, message = next(iter(g.failures.items()))

@@ -112,6 +112,22 @@ def has_pulse(d: dict[str, Any]) -> bool:
     return float(d.get("tempo_bpm") or 0.0) > 0.0
 
 
+# How sure a measurement must be before a caption states it (docs/captioner.md, "Key and tempo",
+# has the accuracy figures on songs of known key and tempo behind these thresholds).
+KEY_MIN_STRENGTH = 0.6  # key_strength: correlation of the clip's chroma with its best key profile
+TEMPO_MIN_BEAT_STRENGTH = 1.3  # beat_strength: onset strength on the beats / overall (1: no pulse)
+
+
+def key_is_confident(d: dict[str, Any]) -> bool:
+    """Whether the measured key is likely enough to be right to state."""
+    return float(d.get("key_strength") or 0.0) >= KEY_MIN_STRENGTH
+
+
+def tempo_is_confident(d: dict[str, Any]) -> bool:
+    """Whether the measured tempo is likely enough to be right to state (a pulse, clearly beaten)."""
+    return has_pulse(d) and float(d.get("beat_strength") or 0.0) >= TEMPO_MIN_BEAT_STRENGTH
+
+
 def tempo_word(bpm: float) -> str:
     """The tempo band word for ``bpm`` (the no-pulse phrase for 0)."""
     return SCALES["tempo"].word(bpm) if bpm > 0 else NO_PULSE_PHRASES[0]

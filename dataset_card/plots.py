@@ -1,4 +1,4 @@
-"""PNG plots next to the card: VA scatter per modality, VA histograms, caption lengths."""
+"""PNG plots next to the card: VA scatter per modality, VA histograms, caption lengths, content tags."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -24,6 +24,8 @@ def write_plots(stats: DatasetStats, out_dir: Path) -> list[str]:
         written.append(_save(_va_scatter(table, val, aro), out_dir, f"va_scatter_{table}.png"))
         written.append(_save(_va_hist(table, val, aro), out_dir, f"va_hist_{table}.png"))
     written.append(_save(_caption_hist(stats.caption_lengths), out_dir, "caption_length_hist.png"))
+    if stats.tag_counts:
+        written.append(_save(_tag_bars(stats.tag_counts, stats.tagged_clips), out_dir, "content_tags.png"))
     return written
 
 
@@ -56,5 +58,15 @@ def _caption_hist(lengths: list[int]):
     fig, ax = plt.subplots(figsize=(5, 3))
     ax.hist(lengths, bins=20)
     ax.set(xlabel="words per caption", ylabel="clips", title="caption length")
+    fig.tight_layout()
+    return fig
+
+
+def _tag_bars(counts: dict[str, int], clips: int):
+    """Share of clips carrying each content tag (genre, instrument, voice), most frequent on top."""
+    names = list(counts)[:30][::-1]
+    fig, ax = plt.subplots(figsize=(5, 0.5 + 0.22 * len(names)))
+    ax.barh(names, [counts[n] / max(clips, 1) for n in names])
+    ax.set(xlabel="share of tagged clips", xlim=(0, 1), title="content tags (musicnn)")
     fig.tight_layout()
     return fig

@@ -9,6 +9,9 @@ import math
 import datasets
 import pyarrow as pa
 
+from captioner.content import ROW_KEYS
+from captioner.tagger.vocab import VOCABULARIES
+
 MUSIC, IMAGES, PAIRS = "music", "images", "pairs"
 TABLES = (MUSIC, IMAGES, PAIRS)
 SPLITS = ("train", "validation", "test")
@@ -32,6 +35,12 @@ DESCRIPTOR_FIELDS: dict[str, str] = {
 
 _DESCRIPTORS = {k: datasets.Value(v) for k, v in DESCRIPTOR_FIELDS.items()}
 
+# Content tags (pipeline.tagging): `tag_probs` holds each tagger's probabilities in its vocabulary's
+# order, named once here (and in the card), not per row; `tags` the caption words they pass
+# (captioner.content). A run with --tagger none leaves tag_probs null and tags empty.
+TAG_VOCABULARIES: dict[str, tuple[str, ...]] = {key: VOCABULARIES[model] for model, key in ROW_KEYS.items()}
+_TAG_PROBS = {k: datasets.List(datasets.Value("float32"), length=len(v)) for k, v in TAG_VOCABULARIES.items()}
+
 FEATURES: dict[str, datasets.Features] = {
     MUSIC: datasets.Features(
         {
@@ -48,6 +57,8 @@ FEATURES: dict[str, datasets.Features] = {
             "caption": datasets.Value("string"),
             "captioner": datasets.Value("string"),
             "descriptors": _DESCRIPTORS,
+            "tags": datasets.List(datasets.Value("string")),
+            "tag_probs": _TAG_PROBS,
             "license": datasets.Value("string"),
             "split": datasets.Value("string"),
         }

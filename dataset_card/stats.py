@@ -62,6 +62,8 @@ class DatasetStats:
     captioners: dict[str, int]
     failures_by_reason: dict[str, int] = field(default_factory=dict)
     captions: CaptionSources | None = None
+    tag_counts: dict[str, int] = field(default_factory=dict)  # content tag -> clips carrying it
+    tagged_clips: int = 0  # clips with tag probabilities (0: a run with --tagger none)
 
 
 def compute(shards: list[Shard], failures_path: Path | None) -> DatasetStats:
@@ -89,6 +91,8 @@ def compute(shards: list[Shard], failures_path: Path | None) -> DatasetStats:
         captioners=dict(collections.Counter(r["captioner"] for r in music).most_common()),
         failures_by_reason=failure_reasons(failures_path),
         captions=caption_sources(music, failures_path),
+        tag_counts=dict(collections.Counter(t for r in music for t in r.get("tags") or ()).most_common()),
+        tagged_clips=sum(1 for r in music if r.get("tag_probs")),
     )
 
 

@@ -10,7 +10,7 @@ from typing import Iterator
 
 import numpy as np
 
-from pipeline import audio, descriptors
+from pipeline import audio, descriptors, tagging
 from pipeline.download import DownloadError, Downloader
 from pipeline.redact import redact_url
 from pipeline.types import Clip, Failure, SongTask
@@ -26,6 +26,7 @@ class CutOptions:
     annotated_only: bool = True
     max_song_seconds: float = 1800.0
     silence_db: float = -60.0
+    taggers: tuple[str, ...] = ()  # music taggers run over each song (pipeline.tagging.TAGGERS)
 
 
 class StageError(Exception):
@@ -104,6 +105,7 @@ def cut(song: DecodedSong, opts: CutOptions) -> Iterator[Clip | Failure]:
     """Clips of a decoded song with VA and descriptors (one analysis for the whole song)."""
     task = song.task
     analysis = descriptors.analyze(song.samples, song.sample_rate)
+    song_tags = tagging.tag_song(song.samples, song.sample_rate, opts.taggers)
     for clip_id, start, end in windows(song, opts):
         a = int(round((start - song.offset_s) * song.sample_rate))
         b = int(round((end - song.offset_s) * song.sample_rate))
@@ -117,8 +119,9 @@ def cut(song: DecodedSong, opts: CutOptions) -> Iterator[Clip | Failure]:
             yield Failure(clip_id, "label", getattr(e, "error_type", "no_va"), str(e), 1, "clip")
             continue
         desc = descriptors.clip_descriptors(analysis, start - song.offset_s, end - song.offset_s)
+        tags = song_tags.clip(start - song.offset_s, end - song.offset_s) if song_tags else None
         yield Clip(clip_id, task.song_id, task.source, start, end, x, song.sample_rate,
-                   v, ar, vs, as_, task.license, desc, caption=task.caption)
+                   v, ar, vs, as_, task.license, desc, caption=task.caption, tags=tags)
 
 
 def process_song(task: SongTask, downloader: Downloader, opts: CutOptions) -> Iterator[Clip | Failure]:

@@ -90,7 +90,7 @@ class AudioLLMCaptioner:
 
     def instruction(self, clip: ClipForCaption) -> str:
         """The user text of one clip's prompt: the request, its measured facts, the style example."""
-        return audio_instruction(clip.descriptors, clip.valence, clip.arousal, self.mood)
+        return audio_instruction(clip.descriptors, clip.valence, clip.arousal, self.mood, clip.tags)
 
     def prompt(self, clip: ClipForCaption) -> str:
         """The full chat text of one clip, audio placeholder not yet expanded."""
@@ -165,7 +165,7 @@ class AudioLLMCaptioner:
             return Checked(None, PROMPT_ECHO, f"the model repeated the prompt: {text[:80]!r}")
         # The model hears the clip, so genres, instruments and singers are its to name.
         return postprocess(text, c.descriptors, c.valence, c.arousal, limits=self.limits, hears_audio=True,
-                           mood_given=self.mood == "labels")
+                           mood_given=self.mood == "labels", tags=c.tags)
 
 
 def attention_for(settings: GenerationSettings, device: str) -> str:

@@ -63,7 +63,8 @@ class TagsLLMCaptioner:
     def prompt(self, clip: ClipForCaption, attempt: int = 0) -> str:
         """The full prompt text for one clip (chat template when the tokenizer has one)."""
         variant = zlib.crc32(clip.clip_id.encode("utf-8")) + attempt
-        messages = tags_messages(clip.descriptors, clip.valence, clip.arousal, variant, mood=self.mood == "labels")
+        messages = tags_messages(clip.descriptors, clip.valence, clip.arousal, variant, mood=self.mood == "labels",
+                                 tags=clip.tags)
         if self.tokenizer.chat_template:
             return self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
         return plain_prompt(messages)
@@ -84,7 +85,7 @@ class TagsLLMCaptioner:
 
     def _check(self, clip: ClipForCaption, raw: str) -> Checked:
         return postprocess(raw, clip.descriptors, clip.valence, clip.arousal, limits=self.limits,
-                           hears_audio=False, mood_given=self.mood == "labels")
+                           hears_audio=False, mood_given=self.mood == "labels", tags=clip.tags)
 
 
 @dataclass(frozen=True)

@@ -92,6 +92,47 @@ def test_descriptor_speed():
     assert x_rt >= MIN_X_REAL_TIME
 
 
+MIN_X_REAL_TIME_WITH_TAGS = 50.0  # descriptors and both musicnn taggers together (issue "captions that say ...")
+
+
+def test_descriptors_and_tagger_speed():
+    """What a song costs the pipeline with content tags on (both musicnn models, one log-mel), beside
+    descriptors alone, side by side on the same song and thread."""
+    from pipeline import tagging
+
+    models = tagging.TAGGERS["musicnn"]
+    song = g.music_like_song(SONG_S, SONG_SR)
+    grid = audio.clip_grid(SONG_S, CLIP_S, HOP_S, SPAN)
+
+    def descriptors_only():
+        a = descriptors.analyze(song, SONG_SR)
+        return [descriptors.clip_descriptors(a, s, e) for _, s, e in grid]
+
+    def with_tags():
+        clips = descriptors_only()
+        tags = tagging.tag_song(song, SONG_SR, models)
+        return clips, [tags.clip(s, e) for _, s, e in grid]
+
+    def tags_only():
+        return tagging.tag_song(song, SONG_SR, models)
+
+    with _one_thread():
+        descriptors_only(), with_tags()  # warm-up: weights, filter banks, numba
+        times = {fn.__name__: [] for fn in (descriptors_only, tags_only, with_tags)}
+        for _ in range(REPEATS):  # interleaved, so a noisy neighbour slows all three alike
+            for fn in (descriptors_only, tags_only, with_tags):
+                times[fn.__name__].extend(_timed(fn, 1))
+    x_rt = {k: SONG_S / statistics.median(v) for k, v in times.items()}
+    record = {"benchmark": "descriptors_and_tags", "song_seconds": SONG_S, "input_sample_rate": SONG_SR,
+              "clips": len(grid), "threads": 1, "repeats": REPEATS, "taggers": list(models),
+              "seconds": times, "x_real_time_per_core": x_rt, "min_x_real_time": MIN_X_REAL_TIME_WITH_TAGS,
+              "machine": _machine(), "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    path = write_record("descriptors_tags.json", record)
+    print(f"\ndescriptors {x_rt['descriptors_only']:.0f}x, both taggers {x_rt['tags_only']:.0f}x, together "
+          f"{x_rt['with_tags']:.0f}x real time per core (one thread, {SONG_S:.0f} s song) -> {path}")
+    assert x_rt["with_tags"] >= MIN_X_REAL_TIME_WITH_TAGS
+
+
 def test_decode_resample_choice(tmp_path):
     """torchcodec + numpy mean + soxr (what decode() does) against FFmpeg's own resampler."""
     from torchcodec.decoders import AudioDecoder

@@ -114,7 +114,8 @@ def test_descriptor_template_always_passes(bpm):
 def test_every_example_answer_is_grounded_in_its_own_tags(mood):
     for ex in EXAMPLES:
         answer = ex.answer if mood else ex.answer_without_mood
-        r = pp.postprocess(answer, ex.descriptors, ex.valence, ex.arousal, hears_audio=False, mood_given=mood)
+        r = pp.postprocess(answer, ex.descriptors, ex.valence, ex.arousal, hears_audio=False, mood_given=mood,
+                           tags=ex.tags)
         assert r.text == answer, r
     openings = {tuple(audit.masked(ex.answer)[:5]) for ex in EXAMPLES}
     assert len(openings) == len(EXAMPLES)  # every example shows a different sentence shape

@@ -1,0 +1,67 @@
+"""Content tags per song: the musicnn taggers once over a song's 3 s patches; a clip gets the mean of
+the patches it covers.
+
+Both taggers read the same log-mel patches (musicnn's front end: 16 kHz, 96 mel bands), so the
+spectrogram is computed once per song and each model runs once per patch, however many clips of
+the song overlap it (IMEMNet-C's clips overlap six times over). A patch belongs to a clip when its
+centre lies in the clip's window; a clip shorter than a patch takes the patch nearest its centre.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from captioner.content import ROW_KEYS
+
+# --tagger choice -> the tagger models it runs.
+TAGGERS: dict[str, tuple[str, ...]] = {"musicnn": tuple(ROW_KEYS), "none": ()}
+
+
+@dataclass(frozen=True)
+class SongTags:
+    """Per-patch tag probabilities of one song, by model; patch ``k`` covers
+    ``[k * patch_s, (k + 1) * patch_s)`` seconds of the song."""
+
+    patch_s: float
+    probabilities: dict[str, np.ndarray]  # model -> (patches, tags) float32
+
+    def clip(self, start_s: float, end_s: float) -> dict[str, np.ndarray]:
+        """Mean probabilities of the patches whose centres fall in ``[start_s, end_s)``."""
+        n = len(next(iter(self.probabilities.values())))
+        centres = (np.arange(n) + 0.5) * self.patch_s
+        inside = np.flatnonzero((centres >= start_s) & (centres < end_s))
+        if len(inside) == 0:
+            inside = np.array([int(np.argmin(np.abs(centres - (start_s + end_s) / 2)))])
+        return {m: p[inside].mean(axis=0, dtype=np.float64).astype(np.float32)
+                for m, p in self.probabilities.items()}
+
+
+def tag_song(samples: np.ndarray, sample_rate: int, models: Sequence[str]) -> SongTags | None:
+    """Tag a whole mono song with ``models`` (None when no model is asked for)."""
+    if not models:
+        return None
+    from captioner.tagger import frontend, load_tagger
+
+    taggers = [load_tagger(m) for m in models]
+    y = frontend.resample_to_16k(np.asarray(samples, dtype=np.float32), sample_rate)
+    patch_samples = frontend.PATCH_FRAMES * frontend.HOP
+    if len(y) < patch_samples:  # shorter than one patch: pad with silence so it is tagged at all
+        y = np.pad(y, (0, patch_samples - len(y)))
+    patches = taggers[0].patches(y)
+    return SongTags(patch_samples / frontend.SAMPLE_RATE, {t.name: t.probabilities(patches) for t in taggers})
+
+
+def tagger_models(name: str) -> tuple[str, ...]:
+    """The models ``--tagger name`` runs, their weights checked now rather than in every worker."""
+    models = TAGGERS[name]
+    if models:
+        from captioner.tagger.api import TaggerWeightsMissing, checkpoint_prefix
+
+        try:
+            for m in models:
+                checkpoint_prefix(m)
+        except TaggerWeightsMissing as e:
+            raise ValueError(f"{e}; or run without content tags: --tagger none") from e
+    return models

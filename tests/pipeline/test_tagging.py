@@ -1,0 +1,59 @@
+"""Content tags per song: one tagger pass over a song's patches, a clip the mean of those it covers."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pipeline import tagging
+from tests import audiogen as g
+
+MODELS = tagging.TAGGERS["musicnn"]
+
+
+def test_a_clip_is_the_mean_of_the_patches_centred_in_it():
+    probs = np.arange(10, dtype=np.float32)[:, None] * np.ones((1, 50), np.float32)  # patch k: all k
+    tags = tagging.SongTags(3.0, {"MTT_musicnn": probs})
+    assert tags.clip(0.0, 10.0)["MTT_musicnn"][0] == pytest.approx((0 + 1 + 2) / 3)  # centres 1.5, 4.5, 7.5
+    assert tags.clip(4.5, 7.5)["MTT_musicnn"][0] == 1.0  # a window's start is inside, its end is not
+    assert tags.clip(10.0, 11.0)["MTT_musicnn"][0] == 3.0  # no centre inside: the nearest patch (10.5)
+
+
+def test_no_models_no_tags():
+    assert tagging.tag_song(np.zeros(44100, np.float32), 44100, ()) is None
+
+
+def test_a_song_is_tagged_once_for_both_models_and_short_songs_too():
+    song = g.music_like_song(10.0, 44100)
+    tags = tagging.tag_song(song, 44100, MODELS)
+    assert set(tags.probabilities) == set(MODELS)
+    assert all(p.shape == (3, 50) and p.dtype == np.float32 for p in tags.probabilities.values())  # 3 x 2.992 s
+    assert tags.patch_s == pytest.approx(187 * 256 / 16000)
+    short = tagging.tag_song(song[:44100], 44100, MODELS)  # 1 s: padded to one patch
+    assert all(p.shape == (1, 50) for p in short.probabilities.values())
+
+
+def test_tags_do_not_depend_on_the_callers_thread_count():
+    import torch
+
+    song = g.music_like_song(7.0, 22050)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = tagging.tag_song(song, 22050, MODELS).probabilities
+        torch.set_num_threads(2)
+        two = tagging.tag_song(song, 22050, MODELS).probabilities
+    finally:
+        torch.set_num_threads(before)
+    assert all(np.array_equal(one[m], two[m]) for m in MODELS)
+
+
+def test_missing_weights_name_the_flag(monkeypatch):
+    from captioner.tagger import api
+
+    def missing(name):
+        raise api.TaggerWeightsMissing("the musicnn package (trained tagger weights) is not installed")
+
+    monkeypatch.setattr(api, "checkpoint_prefix", missing)
+    with pytest.raises(ValueError, match="--tagger none"):
+        tagging.tagger_models("musicnn")
+    assert tagging.tagger_models("none") == ()
