@@ -59,6 +59,20 @@ def _same_time_padding(kernel_frames: int) -> tuple[int, int, int, int]:
     return (0, 0, before, kernel_frames - 1 - before)
 
 
+def _conv_relu_bn_max(x: torch.Tensor, conv: nn.Conv2d, bn: nn.BatchNorm2d) -> torch.Tensor:
+    """``max over frequency of bn(relu(conv(x)))``, (batch, C, frames), with relu and the batch
+    norm applied after the max rather than to the whole (batch, C, frames, bands) map.
+
+    relu and an eval batch norm are monotone per channel: increasing where gamma >= 0, so the max
+    is taken at conv's max; decreasing where gamma < 0, so at conv's min, which is minus the max
+    of the convolution with negated weights and bias (negation is exact in floating point). The
+    result is bit-identical to the direct order (checked) and ~10 % faster on one thread."""
+    sign = torch.where(bn.weight < 0, -1.0, 1.0)
+    z = F.conv2d(x, conv.weight * sign[:, None, None, None], conv.bias * sign, padding=conv.padding)
+    extreme = z.amax(dim=3) * sign[:, None]
+    return bn(F.relu(extreme).unsqueeze(3)).squeeze(3)
+
+
 class Musicnn(nn.Module):
     """The musicnn tagger; input ``(batch, frames, 96)`` log-mel, any number of frames >= 1."""
 
@@ -88,7 +102,7 @@ class Musicnn(nn.Module):
         for i in range(5):
             conv, bn = self._layer(i)
             inp = x if i < 2 else F.pad(x, _same_time_padding(TEMPORAL_FRAMES[i - 2]))
-            features.append(bn(F.relu(conv(inp))).amax(dim=3))
+            features.append(_conv_relu_bn_max(inp, conv, bn))
         return torch.cat(features, dim=1)
 
     def midend(self, front: torch.Tensor) -> torch.Tensor:

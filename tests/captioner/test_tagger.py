@@ -5,7 +5,8 @@ docstring says how) from the inputs in ``musicnn_inputs.py``.
 
 Tolerance 1e-4 (the issue's bar) on sigmoid probabilities: TensorFlow (oneDNN) and PyTorch sum
 the same float32 convolutions in different orders, which moves a probability by about 1e-6
-(measured: at most 1.4e-6 over all reference numbers), two orders below the bar. A frontend or
+(measured: at most 1.4e-6 where both compute in float32, 4.2e-6 against the shipped extractor's
+float16-rounded input), well below the bar. A frontend or
 weight-mapping mistake (a transposed kernel, a padding off by one frame, the 1e-5 epsilon)
 moves them by 1e-2 or more.
 """
@@ -73,6 +74,21 @@ def test_quiet_song_matches_the_extractor_with_and_without_its_float16_cast(tagg
     # Leaving the cast out changes quiet music only by float16's rounding (2**-11 relative on
     # the input): measured 1.5e-4 at most here, so 1e-3 has room and still catches a real change.
     assert np.abs(ours - _ref(tagger, "extractor")).max() < 1e-3
+
+
+def test_pooling_before_relu_and_batch_norm_is_bit_identical(tagger):
+    """The front end takes its max over frequency before relu and batch norm (model.py says why)."""
+    from captioner.tagger.model import _conv_relu_bn_max, _same_time_padding, TEMPORAL_FRAMES
+
+    model = tagger.model
+    with torch.inference_mode():
+        x = model.batch_normalization(torch.from_numpy(tagger.patches(inputs.quiet_song())[:1]).unsqueeze(1))
+        for i in range(5):
+            conv, bn = model._layer(i)
+            assert (bn.weight < 0).any() and (bn.weight > 0).any()  # both branches exercised
+            inp = x if i < 2 else torch.nn.functional.pad(x, _same_time_padding(TEMPORAL_FRAMES[i - 2]))
+            direct = bn(torch.relu(conv(inp))).amax(dim=3)
+            assert torch.equal(_conv_relu_bn_max(inp, conv, bn), direct), i
 
 
 def test_log_mel_is_librosas_melspectrogram_in_float32():
