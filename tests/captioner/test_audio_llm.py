@@ -229,7 +229,8 @@ def test_prepared_clip_ids_follow_the_clip(greedy):
 
 
 def test_beam_run_inference_goes_through_the_same_backend(tiny_audio_dir):
-    """Beam's handler hands raw clips to the same ``caption``: prepared there, failures as rows."""
+    """Beam's handler hands raw clips to the same ``caption``: prepared there; a rejection keeps its
+    reason and gets the fallback template's caption."""
     from captioner.beam import CaptionModelHandler
 
     config = CaptionerConfig("audio-llm", str(tiny_audio_dir), {"max_new_tokens": 4, "do_sample": False, "retries": 0})
@@ -238,13 +239,18 @@ def test_beam_run_inference_goes_through_the_same_backend(tiny_audio_dir):
     clips = six_second_clips() + [tone("silent", amp=0.0)]
     out = [p.inference for p in handler.run_inference(clips, model)]
     assert [r.clip_id for r in out] == ["1-9", "2-10", "silent"]
-    assert out[2].error_type == audio_prep.AUDIO_SILENT
-    assert [(r.text, r.error_type) for r in out[:2]] == [(r.text, r.error_type) for r in model.caption(clips[:2])]
+    assert out[2].error_type == audio_prep.AUDIO_SILENT and out[2].fell_back
+    direct = model.caption(clips[:2])
+    assert [r.error_type for r in out[:2]] == [r.error_type for r in direct]
+    assert [r.text if r.text is not None else "fallback" for r in direct] == \
+        [r.text if not r.fell_back else "fallback" for r in out[:2]]
 
 
 @pytest.mark.slow
-def test_audio_llm_in_the_pipeline_captions_or_rejects_every_clip(tmp_path, tiny_audio_dir):
-    """The Beam pipeline (RunInference) with audio-llm: every clip is a row or a failure with a reason."""
+def test_audio_llm_in_the_pipeline_captions_every_clip(tmp_path, tiny_audio_dir):
+    """The Beam pipeline (RunInference) with audio-llm: every clip is a row; a rejected caption is also
+    a failure with a reason, and its row has the fallback's caption."""
+    from captioner.fallback import parse_captioner
     from tests.e2e_helpers import read_failures, read_table, run_pipeline
 
     summary = run_pipeline(tmp_path, "--demo_songs", "2", "--demo_song_seconds", "14", "--demo_images", "0",
@@ -252,6 +258,7 @@ def test_audio_llm_in_the_pipeline_captions_or_rejects_every_clip(tmp_path, tiny
                            "--caption_max_new_tokens", "6", "--caption_retries", "0", "--caption_batch_size", "4")
     rows = read_table(tmp_path / "out", "music")
     rejects = [f for f in read_failures(tmp_path / "out") if f["stage"] == "caption"]
-    assert len(rows) + len(rejects) == summary.stage_counters.get("songs_out", 0) > 0, summary.stage_counters
-    assert all(r["captioner"].startswith("audio-llm/") and r["caption"] for r in rows)
+    assert len(rows) == summary.stage_counters.get("songs_out", 0) > 0, summary.stage_counters
+    assert all(parse_captioner(r["captioner"]).chosen.startswith("audio-llm/") and r["caption"] for r in rows)
+    assert {r["clip_id"] for r in rows if parse_captioner(r["captioner"]).fell_back} == {f["item_id"] for f in rejects}
     assert all(f["error_type"].startswith(("caption_", "audio_")) and f["message"] for f in rejects)
