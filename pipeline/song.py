@@ -105,8 +105,10 @@ def cut(song: DecodedSong, opts: CutOptions) -> Iterator[Clip | Failure]:
     """Clips of a decoded song with VA and descriptors (one analysis for the whole song)."""
     task = song.task
     analysis = descriptors.analyze(song.samples, song.sample_rate)
-    song_tags = tagging.tag_song(song.samples, song.sample_rate, opts.taggers)
-    for clip_id, start, end in windows(song, opts):
+    grid = list(windows(song, opts))
+    span = (min(s for _, s, _ in grid) - song.offset_s, max(e for _, _, e in grid) - song.offset_s) if grid else None
+    song_tags = tagging.tag_song(song.samples, song.sample_rate, opts.taggers, span) if grid else None
+    for clip_id, start, end in grid:
         a = int(round((start - song.offset_s) * song.sample_rate))
         b = int(round((end - song.offset_s) * song.sample_rate))
         x = song.samples[a:b]

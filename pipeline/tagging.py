@@ -21,16 +21,17 @@ TAGGERS: dict[str, tuple[str, ...]] = {"musicnn": tuple(ROW_KEYS), "none": ()}
 
 @dataclass(frozen=True)
 class SongTags:
-    """Per-patch tag probabilities of one song, by model; patch ``k`` covers
-    ``[k * patch_s, (k + 1) * patch_s)`` seconds of the song."""
+    """Per-patch tag probabilities of one song, by model; row ``i`` is patch ``first + i`` of the song's
+    grid, which covers ``[(first + i) * patch_s, (first + i + 1) * patch_s)`` seconds."""
 
     patch_s: float
     probabilities: dict[str, np.ndarray]  # model -> (patches, tags) float32
+    first: int = 0
 
     def clip(self, start_s: float, end_s: float) -> dict[str, np.ndarray]:
         """Mean probabilities of the patches whose centres fall in ``[start_s, end_s)``."""
         n = len(next(iter(self.probabilities.values())))
-        centres = (np.arange(n) + 0.5) * self.patch_s
+        centres = (self.first + np.arange(n) + 0.5) * self.patch_s
         inside = np.flatnonzero((centres >= start_s) & (centres < end_s))
         if len(inside) == 0:
             inside = np.array([int(np.argmin(np.abs(centres - (start_s + end_s) / 2)))])
@@ -38,19 +39,32 @@ class SongTags:
                 for m, p in self.probabilities.items()}
 
 
-def tag_song(samples: np.ndarray, sample_rate: int, models: Sequence[str]) -> SongTags | None:
-    """Tag a whole mono song with ``models`` (None when no model is asked for)."""
+def tag_song(samples: np.ndarray, sample_rate: int, models: Sequence[str],
+             span_s: tuple[float, float] | None = None) -> SongTags | None:
+    """Tag a mono song with ``models`` (None when no model is asked for).
+
+    ``span_s``: the part of the song its clips cover; only the patches a clip there can use are
+    computed (a DEAM excerpt's first 15 s are in no clip), which gives every clip the same tags as
+    tagging the whole song, for two thirds of the work on 45 s excerpts.
+    """
     if not models:
         return None
-    from captioner.tagger import frontend, load_tagger
+    from captioner.tagger import frontend, load_tagger, torch_threads
 
     taggers = [load_tagger(m) for m in models]
     y = frontend.resample_to_16k(np.asarray(samples, dtype=np.float32), sample_rate)
     patch_samples = frontend.PATCH_FRAMES * frontend.HOP
     if len(y) < patch_samples:  # shorter than one patch: pad with silence so it is tagged at all
         y = np.pad(y, (0, patch_samples - len(y)))
-    patches = taggers[0].patches(y)
-    return SongTags(patch_samples / frontend.SAMPLE_RATE, {t.name: t.probabilities(patches) for t in taggers})
+    patch_s = patch_samples / frontend.SAMPLE_RATE
+    total = frontend.grid_size(len(y))
+    first, end = 0, total
+    if span_s is not None:
+        first = min(max(0, int(np.floor(span_s[0] / patch_s))), total - 1)
+        end = min(max(first + 1, int(np.ceil(span_s[1] / patch_s))), total)
+    with torch_threads(1):  # the front end's products, like the models', at a fixed thread count
+        patches = frontend.grid_patches(y, first, end - first)
+    return SongTags(patch_s, {t.name: t.probabilities(patches) for t in taggers}, first)
 
 
 def tagger_models(name: str) -> tuple[str, ...]:

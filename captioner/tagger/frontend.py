@@ -61,6 +61,27 @@ def log_mel(y_16k: np.ndarray) -> np.ndarray:
     return log_compress(mel_power(y_16k))
 
 
+def grid_size(n_samples: int) -> int:
+    """How many whole patches ``cut_patches(log_mel(y))`` gives for ``n_samples`` samples of 16 kHz audio."""
+    return (1 + n_samples // HOP) // PATCH_FRAMES  # centred frames, as librosa counts them
+
+
+def grid_patches(y_16k: np.ndarray, first: int, count: int) -> np.ndarray:
+    """(count, 187, 96) patches ``first .. first + count - 1`` of ``cut_patches(log_mel(y_16k))``,
+    computed from the samples those patches cover only (the song's other patches are not computed)."""
+    if count <= 0 or first < 0 or first + count > grid_size(len(y_16k)):
+        raise ValueError(f"patches {first}..{first + count - 1} are outside the song's {grid_size(len(y_16k))}")
+    lo = first * PATCH_FRAMES * HOP - N_FFT // 2  # frame j is centred on sample j * HOP
+    hi = ((first + count) * PATCH_FRAMES - 1) * HOP + N_FFT // 2
+    seg = np.asarray(y_16k[max(lo, 0):min(hi, len(y_16k))], dtype=np.float32)
+    seg = np.pad(seg, (max(0, -lo), max(0, hi - len(y_16k))))  # the zeros centring pads with
+    spec = torch.stft(torch.from_numpy(seg), N_FFT, hop_length=HOP, window=_window(), center=False,
+                      return_complex=True)
+    power = spec.real.square() + spec.imag.square()
+    mel = (_mel_basis() @ power).T.contiguous().numpy()
+    return log_compress(mel).reshape(count, PATCH_FRAMES, N_MELS)
+
+
 def cut_patches(spectrogram: np.ndarray, hop_frames: int = PATCH_FRAMES) -> np.ndarray:
     """(n, 187, 96) patches starting every ``hop_frames`` frames; a partial last one is dropped."""
     n = 0 if len(spectrogram) < PATCH_FRAMES else 1 + (len(spectrogram) - PATCH_FRAMES) // hop_frames

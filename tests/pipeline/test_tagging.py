@@ -57,3 +57,17 @@ def test_missing_weights_name_the_flag(monkeypatch):
     with pytest.raises(ValueError, match="--tagger none"):
         tagging.tagger_models("musicnn")
     assert tagging.tagger_models("none") == ()
+
+
+def test_tagging_only_the_clips_span_gives_the_same_clip_tags():
+    """The patches of the span are those of the whole song's grid, computed from the samples they cover:
+    the same STFT frames and mel products, summed over different batch sizes, so equal to float32
+    rounding (1e-6 of a probability)."""
+    song = g.music_like_song(24.0, 22050)
+    whole = tagging.tag_song(song, 22050, MODELS)
+    part = tagging.tag_song(song, 22050, MODELS, span_s=(9.5, 19.5))
+    assert part.first == 3 and len(part.probabilities["MTT_musicnn"]) == 4  # patches 3..6 of 8
+    for start in (9.5, 11.0, 12.5):
+        a, b = whole.clip(start, start + 7), part.clip(start, start + 7)
+        for m in MODELS:
+            np.testing.assert_allclose(b[m], a[m], rtol=0, atol=1e-6)
