@@ -59,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
             r = build(args.run_dir, args.out, metadata_only=args.metadata_only)
             print(r.validation.render())
             print(f"built {r.out_dir} ({len(r.files)} files): " +
-                  "; ".join(f"{t} {sum(s.values())} rows" for t, s in r.rows.items()))
+                  "; ".join(f"{t} {sum(s.values())} rows" for t, s in r.rows.items()) +
+                  "; shards " + ", ".join(f"{n} {how}" for how, n in sorted(r.placed.items())))
         elif args.command == "validate":
             report = validate(args.dir)
             print(report.render())

@@ -83,6 +83,22 @@ class CardInputs:
     plots: list[str]
     metadata_only: bool
     caption_audit: dict[str, Any] = field(default_factory=dict)  # caption_audit.json of the run ({} when absent)
+    audio: "AudioSummary | None" = None  # how the clips are stored (None: no audio column)
+
+
+@dataclass(frozen=True)
+class AudioSummary:
+    """How the `music` table's audio is stored, read from the data itself."""
+
+    codec: str  # what the card calls it, e.g. "Opus in Ogg (lossy)"; "mixed: ..." when clips differ
+    sample_rate: int | None
+    clips: int
+    seconds: float  # sum of end_s - start_s
+    bytes: int  # size of the audio column in the shards' files
+
+    @property
+    def kbps(self) -> float:
+        return self.bytes * 8 / self.seconds / 1000 if self.seconds else 0.0
 
 
 def features_for(table: str, metadata_only: bool) -> datasets.Features:
@@ -142,6 +158,7 @@ def _body(inp: CardInputs) -> list[str]:
         "## Loading\n\n```python\nimport datasets\n"
         + "".join(f'{t} = datasets.load_dataset("<repo or folder>", "{t}")\n' for t in inp.data_files)
         + "```",
+        "## Audio and size\n\n" + _audio_and_size(inp),
         "## Sources and licences\n\n" + _sources(s),
         "## How it was built\n\n" + _provenance(inp.run, s),
         "## Splits\n\n" + _splits(inp.run),
@@ -150,6 +167,38 @@ def _body(inp: CardInputs) -> list[str]:
         _USES_AND_LIMITS,
         "## Citation\n\n" + CITATIONS,
     ]
+
+
+def _gb(n: float) -> str:
+    return f"{n / 1e9:.2f} GB" if n >= 1e8 else f"{n / 1e6:.1f} MB"
+
+
+def _audio_and_size(inp: CardInputs) -> str:
+    """The codec the clips are stored in (with its measured rate) and the size of every config."""
+    sizes = {t: sum(v.values()) for t, v in inp.split_bytes.items()}
+    total = (f"The dataset's files take {_gb(sum(sizes.values()))} (" +
+             ", ".join(f"`{t}` {_gb(n)}" for t, n in sizes.items()) + "): what `load_dataset` downloads.")
+    a = inp.audio
+    if a is None:
+        return total + " This build holds no audio."
+    opts = (inp.run or {}).get("options", {})
+    chosen = " ".join(f"`--{k} {opts[k]}`" for k in ("audio_codec", "audio_bitrate", "audio_sample_rate") if opts.get(k))
+    rate = f"{a.sample_rate / 1000:g} kHz" if a.sample_rate else "mixed rates"
+    hours = a.seconds / 3600
+    return (f"Clips are stored as **{a.codec}**, mono, {rate}, {a.kbps:.0f} kbit/s on average"
+            + (f" (built with {chosen})" if chosen else "") +
+            f": {a.clips} clips, {hours:.1f} h of audio in {_gb(a.bytes)}"
+            + (f" ({a.bytes / hours / 1e6:.0f} MB per hour of clips)" if hours else "") + ". " + total +
+            " `datasets`' `Audio` feature decodes every codec the pipeline writes (FLAC, Opus, MP3; "
+            "`python -m pipeline.run --audio_codec`)." + _overlap(opts))
+
+
+def _overlap(opts: dict[str, Any]) -> str:
+    clip, hop = opts.get("clip_seconds"), opts.get("hop_seconds")
+    if not isinstance(clip, (int, float)) or not isinstance(hop, (int, float)) or not 0 < hop < clip:
+        return ""
+    return (f" Clips overlap ({clip:g} s clips every {hop:.3g} s), so each moment of a song is stored in about "
+            f"{clip / hop:.0f} clips.")
 
 
 def _intro(metadata_only: bool, s: DatasetStats) -> str:

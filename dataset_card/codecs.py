@@ -145,14 +145,21 @@ def encode(x: np.ndarray, sample_rate: int, fmt: AudioFormat) -> bytes:
     return fmt.spec.write(x, fmt.sample_rate, fmt.kbps)
 
 
-_MAGIC = ((b"fLaC", "flac"), (b"ID3", "mp3"), (b"\xff\xfb", "mp3"), (b"\xff\xf3", "mp3"), (b"\xff\xf2", "mp3"))
-
-
 def codec_of(data: bytes) -> str | None:
     """The codec name of stored bytes, from their first bytes (None: not one of ours)."""
+    if data[:4] == b"fLaC":
+        return "flac"
     if data[:4] == b"OggS":
         return "opus" if data[28:36] == b"OpusHead" else None
-    return next((name for magic, name in _MAGIC if data.startswith(magic)), None)
+    if data[:3] == b"ID3" or _is_mp3_frame(data[:2]):
+        return "mp3"
+    return None
+
+
+def _is_mp3_frame(head: bytes) -> bool:
+    """An MPEG audio frame header: 11 sync bits, a known version (1, 2 or 2.5), layer III."""
+    return (len(head) == 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0
+            and (head[1] >> 3) & 0b11 != 0b01 and (head[1] >> 1) & 0b11 == 0b01)
 
 
 # --- Ogg pages ----------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from tests.dataset_card.fakerun import make_rows, write_run
 
 ROOT = Path(__file__).resolve().parents[2]
 FORMATS = [AudioFormat("flac"), AudioFormat("opus"), AudioFormat("mp3"), AudioFormat("opus", 48000, 32),
-           AudioFormat("mp3", 22050, 64), AudioFormat("flac", 16000)]
+           AudioFormat("mp3", 22050, 64), AudioFormat("mp3", 8000, 24), AudioFormat("flac", 16000)]
 
 
 def music_like(seconds: float = 3.0, sr: int = 44100) -> np.ndarray:
@@ -112,6 +112,7 @@ def test_load_dataset_decodes_every_codec(codec, tmp_path):
     for r in rows["music"]:
         r["audio"] = {"bytes": encode(music_like(1.0, 8000), 8000, fmt), "path": f"{r['clip_id']}{fmt.extension}"}
     built = build(write_run(tmp_path / "run", rows))  # validated: every clip decodes to its length
+    assert f"Clips are stored as **{CODECS[codec].label}**" in (built.out_dir / "README.md").read_text()
     music = datasets.load_dataset(str(built.out_dir), "music", cache_dir=str(tmp_path / "cache"))
     rate = fmt.resolved(8000).sample_rate
     for row in music["train"]:

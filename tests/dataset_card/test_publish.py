@@ -49,6 +49,15 @@ def test_publish_then_load_like_a_user(run_dir, hub, token, tmp_path, monkeypatc
     assert images["train"][0]["image"].size == (8, 8)
 
 
+def test_publish_uploads_the_runs_shards_in_place(run_dir, hub, token):
+    result = publish(run_dir, REPO, api=hub)  # builds run_dir/hub: links, not copies
+    shards = [p for p in result.uploaded if p.startswith("data/")]
+    assert shards
+    for rel in shards:
+        assert (run_dir / "hub" / rel).stat().st_ino == (run_dir / rel).stat().st_ino, rel
+        assert (hub.checkout_dir(REPO) / rel).read_bytes() == (run_dir / rel).read_bytes(), rel
+
+
 def test_republish_unchanged_makes_no_commit(run_dir, hub, token):
     first = publish(run_dir, REPO, api=hub)  # builds run_dir/hub
     again = publish(run_dir, REPO, api=hub)  # rebuilds: same bytes
