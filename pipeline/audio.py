@@ -304,8 +304,8 @@ def clip_va(curve: VACurve, start_s: float, end_s: float) -> tuple[float, float,
 
 
 def encode_flac(x: np.ndarray, sample_rate: int) -> bytes:
-    """16-bit FLAC bytes of mono ``x`` (clipped to [-1, 1]); identical input, identical bytes."""
-    buf = io.BytesIO()
-    sf.write(buf, np.clip(np.asarray(x, dtype=np.float32), -1.0, 1.0), sample_rate,
-             format="FLAC", subtype="PCM_16")
-    return buf.getvalue()
+    """16-bit FLAC bytes of mono ``x`` (clipped to [-1, 1]); identical input, identical bytes.
+    (Clips are stored in the format ``--audio_codec`` names: :func:`dataset_card.codecs.encode`.)"""
+    from dataset_card.codecs import AudioFormat, encode
+
+    return encode(x, sample_rate, AudioFormat("flac", sample_rate))

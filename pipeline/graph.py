@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 from pipeline.beam_import import beam  # Beam without its harmless apitools warning
 
 from captioner.base import CaptionerConfig, needs_audio, needs_model
+from dataset_card.codecs import AudioFormat
 from pipeline import splits, stages
 from pipeline.download import DownloadOptions
 from pipeline.inputs import InputSpec, read_inputs
@@ -33,6 +34,7 @@ class GraphConfig:
     seed: int
     max_shard_bytes: int
     progress_dir: str | None
+    audio: AudioFormat  # how clip audio is stored (--audio_codec, resolved)
 
 
 def build(p: beam.Pipeline, specs: list[InputSpec], cfg: GraphConfig) -> None:
@@ -44,11 +46,11 @@ def build(p: beam.Pipeline, specs: list[InputSpec], cfg: GraphConfig) -> None:
     song_failures, clips = split_by(
         songs
         | "Cut" >> beam.ParDo(stages.SongsToClips(cfg.cut, cfg.download, cfg.progress_dir, cfg.output,
-                                                 keep_audio=needs_audio(cfg.captioner))),
+                                                 keep_audio=needs_audio(cfg.captioner), audio=cfg.audio)),
         is_failure, "CutOut")
     batches = clips | "CaptionBatches" >> beam.FlatMap(stages.caption_batches, cfg.caption_batch_size)
     caption_failures, captioned = split_by(_caption(batches, cfg), is_failure, "CaptionOut")
-    music = captioned | "MusicRow" >> beam.Map(stages.music_row, cfg.output)
+    music = captioned | "MusicRow" >> beam.Map(stages.music_row, cfg.output, cfg.audio)
     images = _with_split(items.images, placed, splits.IMAGE, "image_id", "Image")
     image_failures, image_rows = split_by(
         images

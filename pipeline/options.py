@@ -6,6 +6,7 @@ import argparse
 import captioner.backends  # noqa: F401  (registers the backends)
 from captioner.base import BACKENDS
 from captioner.generation import add_generation_flags
+from dataset_card.codecs import CODECS, AudioFormat
 from pipeline.sources.base import SONG_SOURCES
 from pipeline.sources.tables import VA_SCALES
 
@@ -32,6 +33,16 @@ def _positive(kind):
 
     parse.__name__ = kind.__name__
     return parse
+
+
+# Opus 96 kbit/s mono: 27 % of FLAC's size on real recordings, descriptors of the round trip within
+# a few % of their spread, +0.12 s of encoding per clip (docs/dataset.md, bench_codec.py).
+DEFAULT_AUDIO = AudioFormat("opus")
+
+
+def audio_format(opts: argparse.Namespace) -> AudioFormat:
+    """The clip storage format the flags ask for; ValueError naming the flag when it cannot be."""
+    return AudioFormat(opts.audio_codec, opts.audio_sample_rate, opts.audio_bitrate)
 
 
 def _matching(text: str) -> tuple[str, str]:
@@ -75,7 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     io.add_argument("--max_shard_mb", type=_positive(int), default=500, help="largest parquet shard, MB (default 500)")
 
     cut = p.add_argument_group("audio and clips")
-    cut.add_argument("--sample_rate", type=_positive(int), default=44100, help="output sample rate, Hz (mono)")
+    cut.add_argument("--sample_rate", type=_positive(int), default=44100,
+                     help="rate songs are decoded and analysed at, Hz, mono (default 44100); also the stored "
+                     "clips' rate unless --audio_sample_rate or the codec says otherwise")
     cut.add_argument("--clip_seconds", type=_positive(float), default=10.0, help="clip length, s (default 10)")
     cut.add_argument("--hop_seconds", type=_positive(float), default=5.0 / 3.0,
                      help="clip hop, s; clip i starts at i*hop (default 5/3: IMEMNet-C's grid, DEAM 45 s → 9..21)")
@@ -83,6 +96,16 @@ def build_parser() -> argparse.ArgumentParser:
                      help="cut clips only inside the span that has VA annotations (default: on)")
     cut.add_argument("--max_song_seconds", type=_positive(float), default=1800.0,
                      help="refuse (as a failure) songs longer than this many seconds (default 1800)")
+    cut.add_argument("--audio_codec", choices=sorted(CODECS), default=DEFAULT_AUDIO.codec,
+                     help=f"how clip audio is stored (default {DEFAULT_AUDIO.codec}): opus (lossy, Ogg Opus, "
+                     "48 kHz: 27%% of FLAC's size on real recordings), flac (lossless, 16-bit; bit-exact on any "
+                     "CPU, 20x cheaper to encode), mp3 (lossy, LAME); sizes, encode times and what a lossy round "
+                     "trip changes in the descriptors: docs/dataset.md")
+    cut.add_argument("--audio_sample_rate", type=_positive(int), default=None,
+                     help="sample rate of the stored clips, Hz (default: --sample_rate for flac and mp3; opus is "
+                     "always 48000, the rate its decoders play)")
+    cut.add_argument("--audio_bitrate", type=_positive(int), default=None, metavar="KBPS",
+                     help="lossy codecs: mono bitrate, kbit/s (default 96 for opus, 160 for mp3)")
 
     cap = p.add_argument_group("captions")
     cap.add_argument("--captioner", default="tags-llm", choices=sorted(BACKENDS),

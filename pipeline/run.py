@@ -25,7 +25,7 @@ from pipeline.download import DownloadOptions
 from pipeline.inputs import InputSpec, Listed, input_specs
 from pipeline.local_runner import local_runner, uses_worker_processes
 from pipeline.memory import keep_returning_freed_memory
-from pipeline.options import build_parser
+from pipeline.options import audio_format, build_parser
 from pipeline.progress import ProgressBars
 from pipeline.song import CutOptions
 from pipeline.sources.base import SourceItems
@@ -60,7 +60,12 @@ def collect_items(opts: argparse.Namespace) -> SourceItems:
 
 
 def graph_config(opts: argparse.Namespace, progress_dir: str | None) -> graph.GraphConfig:
-    """The picklable settings the workers need, from the parsed flags."""
+    """The picklable settings the workers need, from the parsed flags (InputError for flags that
+    do not fit together)."""
+    try:
+        audio = audio_format(opts).resolved(opts.sample_rate)
+    except ValueError as e:
+        raise InputError(str(e)) from e
     return graph.GraphConfig(
         output=opts.output,
         cut=CutOptions(opts.sample_rate, opts.clip_seconds, opts.hop_seconds, opts.annotated_only, opts.max_song_seconds),
@@ -79,6 +84,7 @@ def graph_config(opts: argparse.Namespace, progress_dir: str | None) -> graph.Gr
         seed=opts.seed,
         max_shard_bytes=opts.max_shard_mb << 20,
         progress_dir=progress_dir,
+        audio=audio,
     )
 
 

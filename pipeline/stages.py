@@ -16,8 +16,8 @@ from apache_beam.metrics import Metrics
 
 from captioner.base import CaptionerConfig, as_clips_for_caption, build
 from captioner.fallback import Fallback, caption_with_fallback
+from dataset_card.codecs import AudioFormat, encode
 from pipeline import progress
-from pipeline.audio import encode_flac
 from pipeline.download import DownloadError, DownloadOptions, Downloader
 from pipeline.images import ImageError, process_image
 from pipeline.memory import keep_returning_freed_memory
@@ -58,20 +58,20 @@ class SongsToClips(_Counted):
     """SongTask → one list of its labelled, described clips (one analysis per song), or Failures.
 
     A song's clips travel together so the captioner gets them as a batch without BatchElements,
-    whose last batch DaskRunner drops (it ignores finish_bundle output). Each clip's FLAC is
-    staged here; unless the captioner reads audio, the float samples are dropped before the
-    clips leave: RunInference is a stage of its own (no fusion across it), so everything it
-    receives is held in memory between stages on the in-process runner, and float audio is
-    ~8x the FLAC (a 200-song run needed >23 GB with it, 1.3 GB without).
+    whose last batch DaskRunner drops (it ignores finish_bundle output). Each clip's audio is
+    encoded (``audio``: FLAC, Opus or MP3) and staged here; unless the captioner reads audio, the
+    float samples are dropped before the clips leave: RunInference is a stage of its own (no fusion
+    across it), so everything it receives is held in memory between stages on the in-process
+    runner, and float audio is ~8x the FLAC (a 200-song run needed >23 GB with it, 1.3 GB without).
     """
 
     stage = "songs"
 
     def __init__(self, cut: CutOptions, download: DownloadOptions, progress_dir: str | None,
-                 output: str, keep_audio: bool):
+                 output: str, keep_audio: bool, audio: AudioFormat = AudioFormat()):
         super().__init__()
         self.cut, self.download, self.progress_dir = cut, download, progress_dir
-        self.output, self.keep_audio = output, keep_audio
+        self.output, self.keep_audio, self.audio = output, keep_audio, audio
 
     def setup(self):
         keep_returning_freed_memory()
@@ -95,7 +95,7 @@ class SongsToClips(_Counted):
 
     def _staged(self, clip: Clip, split: str | None) -> Clip:
         row = stage_media(self.output, "music", {"clip_id": clip.clip_id}, "audio",
-                          encode_flac(clip.samples, clip.sample_rate))
+                          encode(clip.samples, clip.sample_rate, self.audio))
         return replace(clip, staged_audio=row[STAGED]["audio"], samples=clip.samples if self.keep_audio else None,
                        split=split)
 
@@ -161,24 +161,24 @@ def _with_caption(clip: Clip, r) -> list[Clip | Failure]:
     return out
 
 
-def music_row(clip: Clip, output: str) -> tuple[str, dict[str, Any]]:
-    """A captioned clip as a `music` table row; its FLAC bytes are (or go) in the staging area."""
-    row = music_record(clip)
+def music_row(clip: Clip, output: str, audio: AudioFormat = AudioFormat()) -> tuple[str, dict[str, Any]]:
+    """A captioned clip as a `music` table row; its encoded audio is (or goes) in the staging area."""
+    row = music_record(clip, audio)
     if clip.staged_audio is not None:
         row[STAGED] = {"audio": clip.staged_audio}
         return "music", row
-    return "music", stage_media(output, "music", row, "audio", encode_flac(clip.samples, clip.sample_rate))
+    return "music", stage_media(output, "music", row, "audio", encode(clip.samples, clip.sample_rate, audio))
 
 
-def music_record(clip: Clip) -> dict[str, Any]:
-    """The `music` row of a captioned clip, audio bytes not yet filled in."""
+def music_record(clip: Clip, audio: AudioFormat = AudioFormat()) -> dict[str, Any]:
+    """The `music` row of a captioned clip, audio bytes not yet filled in (the path names ``audio``'s codec)."""
     return {
         "clip_id": clip.clip_id,
         "song_id": clip.song_id,
         "source": clip.source,
         "start_s": clip.start_s,
         "end_s": clip.end_s,
-        "audio": {"bytes": None, "path": f"{clip.clip_id}.flac"},
+        "audio": {"bytes": None, "path": f"{clip.clip_id}{audio.extension}"},
         "valence": clip.valence,
         "arousal": clip.arousal,
         "valence_std": clip.valence_std,

@@ -30,13 +30,14 @@ from captioner.fallback import parse_captioner
 from pipeline.run import run
 from pipeline.summary import RunSummary
 
-# Fast, deterministic defaults: short clips at 16 kHz, no pairs, quick retries and timeouts, and
-# one in-process worker (no worker start-up; tests may spy on functions the stages call). The
-# default command's worker processes are tested in test_runners and test_run_demo.
+# Fast, deterministic defaults: short clips at 16 kHz stored losslessly (so tests read back exactly
+# the samples the pipeline cut), no pairs, quick retries and timeouts, and one in-process worker
+# (no worker start-up; tests may spy on functions the stages call). The default command's worker
+# processes and clip codec are tested in test_runners and test_run_demo.
 FAST_FLAGS = (
     "--no_progress", "--retry_backoff", "0.01", "--download_timeout", "1",
-    "--clip_seconds", "4", "--hop_seconds", "4", "--sample_rate", "16000", "--pairs_per_clip", "0",
-    "--captioner", "descriptor", "--direct_num_workers=1",
+    "--clip_seconds", "4", "--hop_seconds", "4", "--sample_rate", "16000", "--audio_codec", "flac",
+    "--pairs_per_clip", "0", "--captioner", "descriptor", "--direct_num_workers=1",
 )
 MANIFEST_HEADER = ("song_id", "url", "start_s", "end_s", "valence", "arousal", "license")
 IMAGE_HEADER = ("image_id", "path_or_url", "valence", "arousal", "source", "scale")

@@ -32,7 +32,8 @@ def test_real_run_builds_validates_and_publishes(demo_run, tmp_path, monkeypatch
     hub = FakeHfApi(tmp_path / "fakehub")
     assert publish(demo_run, "mmva/imemnet-c", api=hub).commit
     music = datasets.load_dataset(str(hub.checkout_dir("mmva/imemnet-c")), "music", cache_dir=str(tmp_path / "c"))
-    assert music["train"][0]["audio"].get_all_samples().sample_rate == 44100
+    assert music["train"][0]["audio"].get_all_samples().sample_rate == 48000  # Opus, the default codec
+    assert "Clips are stored as **Opus in Ogg (lossy)**, mono, 48 kHz" in card
 
 
 def test_metadata_only_real_run(demo_run, tmp_path):

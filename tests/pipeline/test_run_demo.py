@@ -30,9 +30,11 @@ def test_demo_run_loads_with_datasets_and_media_decode(demo_run):
     n = sum(ds.num_rows for ds in music.values())
     assert n == summary.rows["music"]["train"] + sum(v for k, v in summary.rows["music"].items() if k != "train")
     row = next(iter(music.values()))[0]
-    samples = row["audio"].get_all_samples()
-    assert samples.sample_rate == 44100
-    assert samples.data.shape[-1] == pytest.approx(10 * 44100, abs=2)
+    samples = row["audio"].get_all_samples()  # the default codec: Opus, which decoders play at 48 kHz
+    assert samples.sample_rate == 48000
+    assert samples.data.shape[-1] == 10 * 48000  # the encoder's delay and padding trimmed: sample-exact
+    raw = music[next(iter(music))].cast_column("audio", datasets.Audio(decode=False))[0]["audio"]
+    assert raw["path"].endswith(".opus") and raw["bytes"][28:36] == b"OpusHead"
     assert row["caption"] and row["captioner"].startswith("descriptor/")
     assert 0.0 <= row["valence"] <= 1.0 and 0.0 <= row["arousal"] <= 1.0
     assert set(row["descriptors"]) >= {"tempo_bpm", "key", "mode", "loudness_db", "brightness", "onset_rate"}
