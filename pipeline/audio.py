@@ -9,19 +9,25 @@ but FFmpeg's default swresample lets a 23 kHz tone alias to 21.1 kHz at -20 dB o
 where soxr keeps it below -85 dB, and FFmpeg's mono downmix is (L+R)/sqrt(2), not the mean.
 
 Bad audio is data: every problem with a file's content raises :class:`AudioError` with an
-``error_type`` the pipeline records as a failure row.
+``error_type`` the pipeline records as a failure row. What the C decoders print about a file
+(mpg123 inside libsndfile: "Note: Illegal Audio-MPEG-Header ...", FFmpeg's log) goes into that
+failure's message, never to the terminal (:class:`DecoderNotes`).
 """
 from __future__ import annotations
 
+import contextlib
 import io
+import logging
 import math
 import os
 import re
 import shutil
 import subprocess
 import sys
+import tempfile
+import threading
 from dataclasses import dataclass
-from typing import Union
+from typing import Iterator, Union
 
 import numpy as np
 import soundfile as sf
@@ -29,6 +35,7 @@ import soxr
 
 from pipeline.types import ItemError, VACurve
 
+log = logging.getLogger(__name__)
 PathLike = Union[str, "os.PathLike[str]", bytes]
 ERROR_TYPES = ("undecodable", "empty", "silent", "too_long", "too_short")
 EPS = 1e-6  # seconds; float slack for grid and window comparisons
@@ -53,6 +60,93 @@ class AudioInfo:
     sample_rate: int
     channels: int
     codec: str
+
+
+# --- decoder chatter ---------------------------------------------------------------------------
+
+_NOTES_LOCK = threading.RLock()  # one redirection of fd 2 at a time in this process
+_NOTES_LIMIT = 400  # characters of decoder notes kept in a failure message
+# Lines the C decoders print: mpg123 ("Note: ...", "Warning: ...", "[src/libmpg123/...] error: ..."),
+# FFmpeg's log ("[mp3float @ 0x...] ..."). Anything else written to fd 2 meanwhile (another
+# thread's log line) is passed on to the real stderr.
+_DECODER_LINE = re.compile(r"^(Note|Warning|Error|error): |^\[src/lib|^\[[\w:.-]+ @ (0x)?[0-9a-fA-F]+\]")
+
+
+class DecoderNotes:
+    """Capture what C decoders print to stderr while decoding one file, at the file-descriptor
+    level (their fprintf calls bypass Python's ``sys.stderr``).
+
+    ``DecoderNotes(path).run(fn, ...)``: an :class:`AudioError` raised by ``fn`` leaves with the
+    notes in its message; after a success they are logged at DEBUG. Nested use (decode calls
+    probe) captures once, in the outermost.
+    """
+
+    _depth = threading.local()
+
+    def __init__(self, path: PathLike):
+        self.name = "<bytes>" if isinstance(path, bytes) else os.path.basename(os.fspath(path))
+        self.text = ""
+        self._stack = contextlib.ExitStack()
+
+    def __enter__(self) -> "DecoderNotes":
+        depth = getattr(self._depth, "n", 0)
+        self._depth.n = depth + 1
+        if depth == 0:
+            self._stack.enter_context(_NOTES_LOCK)
+            self._stack.enter_context(self._redirected())
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stack.close()
+        self._depth.n -= 1
+
+    @contextlib.contextmanager
+    def _redirected(self) -> Iterator[None]:
+        sys.stderr.flush()  # Python's own buffered text goes out before the switch
+        try:
+            saved = os.dup(2)
+        except OSError:  # no stderr to redirect (closed): nothing can reach a terminal either
+            yield
+            return
+        try:
+            with tempfile.TemporaryFile() as sink:
+                os.dup2(sink.fileno(), 2)
+                try:
+                    yield
+                finally:
+                    sys.stderr.flush()
+                    os.dup2(saved, 2)
+                    sink.seek(0)
+                    self._sort(sink.read().decode("utf-8", "replace"), saved)
+        finally:
+            os.close(saved)
+
+    def _sort(self, captured: str, stderr_fd: int) -> None:
+        ours, others = [], []
+        for line in captured.splitlines():
+            (ours if _DECODER_LINE.search(line.strip()) else others).append(line)
+        if others:
+            os.write(stderr_fd, ("\n".join(others) + "\n").encode())
+        lines = list(dict.fromkeys(ln.strip() for ln in ours if ln.strip()))  # repeated notes once
+        self.text = "; ".join(lines)
+
+    def run(self, fn, *args):
+        """``fn(*args)`` with stderr captured; its AudioError gets the notes once the capture has ended."""
+        outermost = getattr(self._depth, "n", 0) == 0
+        try:
+            with self:
+                result = fn(*args)
+        except AudioError as e:
+            if outermost and self.text:
+                raise AudioError(e.error_type, f"{e.message} (decoder said: {_clip(self.text)})") from None
+            raise
+        if outermost and self.text:
+            log.debug("%s decoded; the decoder said: %s", self.name, _clip(self.text))
+        return result
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= _NOTES_LIMIT else text[:_NOTES_LIMIT - 1] + "\u2026"
 
 
 # --- readers -----------------------------------------------------------------------------------
@@ -134,8 +228,12 @@ def probe(path: PathLike) -> AudioInfo:
     on data that is not audio, then torchcodec).
 
     ``path`` may also be the file's bytes. Raises :class:`AudioError` ("undecodable") when
-    neither reader recognises the data as audio.
+    neither reader recognises the data as audio; what the decoders printed is in its message.
     """
+    return DecoderNotes(path).run(_probe, path)
+
+
+def _probe(path: PathLike) -> AudioInfo:
     _check_readable(path)
     info = _probe_soundfile(path)
     if info is not None:
@@ -233,12 +331,18 @@ def decode(path: PathLike, sample_rate: int, *, start_s: float | None = None,
     Channels are averaged (opposite-phase stereo cancels, as it would on a mono speaker), then
     resampled with soxr HQ. Raises :class:`AudioError`: "too_long" (before decoding, from the
     header; or after decoding at most ``max_seconds`` + 1 s when the header has no duration),
-    "undecodable" for data that is not audio, "empty" when no samples fall in the range.
+    "undecodable" for data that is not audio, "empty" when no samples fall in the range; what the
+    decoders printed about the file is in its message (and logged at DEBUG when decoding succeeds).
     """
+    return DecoderNotes(path).run(_decode, path, sample_rate, start_s, end_s, max_seconds)
+
+
+def _decode(path: PathLike, sample_rate: int, start_s: float | None, end_s: float | None,
+            max_seconds: float | None) -> np.ndarray:
     start = max(0.0, start_s or 0.0)
     if end_s is not None and end_s <= start:
         raise ValueError(f"end_s ({end_s}) must be after start_s ({start})")
-    info = probe(path)
+    info = _probe(path)
     _check_length(info, start, end_s, max_seconds)
     stop = end_s
     if max_seconds is not None and info.duration_s is None:  # cap what an unknown length may cost

@@ -138,5 +138,6 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--demo_images", type=int, default=120, help="synthetic images (default 120)")
     demo.add_argument("--seed", type=int, default=0, help="seed for synthetic data and pair sampling")
 
-    p.add_argument("--no_progress", action="store_true", help="do not show progress bars")
+    p.add_argument("--no_progress", action="store_true",
+                   help="show no progress bars: neither the run's nor the libraries' (model loading, downloads)")
     return p

@@ -150,7 +150,8 @@ def run(argv: list[str] | None = None) -> summary.RunSummary:
     progress_dir = os.path.join(tempfile.gettempdir(), f"imemnet-progress-{uuid.uuid4().hex}") if local else None
     cfg = graph_config(opts, progress_dir)
     try:
-        result = execute(po, specs, listed, cfg, show_progress=not opts.no_progress and local)
+        with progress.library_bars_off() if opts.no_progress else nullcontext():  # the caption model's too
+            result = execute(po, specs, listed, cfg, show_progress=not opts.no_progress and local)
         songs_phase = progress.span_s(progress_dir, "songs")
     finally:
         if progress_dir:
