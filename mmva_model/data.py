@@ -1,13 +1,11 @@
 """IMEMNet-C for training: tables of a pipeline run, a built dataset folder or a Hub id.
 
 A local folder's shards (``data/<table>/<split>-*.parquet``, the layout both the pipeline and
-``dataset_card build`` write) load with ``datasets.load_dataset("parquet", data_files=...)``:
-its cache key covers each file's path and modification time, whereas loading the folder by
-name keys the cache on the folder name and README alone and would serve stale rows after a
-rerun of the pipeline into the same folder. A Hub id loads with
-``datasets.load_dataset(<repo id>, <table>, split=...)``. Media columns stay undecoded
-(``Audio(decode=False)``: bytes) so encoders decode what they need at their own rate. Arrow
-tables are memory-mapped, so a 26k-clip IMEMNet-C does not have to fit in RAM.
+``dataset_card build`` write) are read in place (:mod:`mmva_model.shards`): the small columns
+in memory, the media column a row group at a time, with nothing copied into the Hugging Face
+datasets cache. A Hub id loads with ``datasets.load_dataset(<repo id>, <table>, split=...)``,
+which downloads the shards and keeps an Arrow copy in the datasets cache (``--hf_cache_dir``),
+memory-mapped. Media stay undecoded (bytes) so encoders decode what they need at their own rate.
 
 Bad data stops the run before training with a :class:`DataError` that names the rows: missing
 columns, NaN or out-of-range VA, duplicate ids (and, when preparing inputs, undecodable media).
@@ -16,12 +14,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import datasets
 import numpy as np
 
 from dataset_card.schema import ID_COLUMN, IMAGES, MEDIA_COLUMN, MUSIC, PAIRS
+from mmva_model.shards import ParquetMedia, column_names, read_columns, shards_fingerprint
 
 DEFAULT_DATA = "runs/demo"
 # Columns each table must have for training (media included: the encoders read them).
@@ -42,22 +41,44 @@ def _name_rows(ids: list[str]) -> str:
     return ", ".join(map(str, ids[:MAX_NAMED])) + more
 
 
+class MediaColumn(Protocol):
+    """Where a table's media cells come from, by row."""
+
+    def cell(self, i: int) -> Any: ...
+
+
+@dataclass
+class DatasetMedia:
+    """The undecoded media column of a ``datasets.Dataset`` (a Hub id's Arrow copy)."""
+
+    dataset: datasets.Dataset
+    column: str
+
+    def cell(self, i: int) -> Any:
+        return self.dataset[int(i)][self.column]
+
+
 @dataclass
 class TableSplit:
-    """One table's rows of one split: the undecoded dataset plus ids and VA in memory."""
+    """One table's rows of one split: every column but the media one as a ``datasets.Dataset``,
+    the media column read by row, and ids and VA in memory."""
 
     table: str
     split: str
-    dataset: datasets.Dataset
+    dataset: datasets.Dataset  # without the media column
     ids: list[str]
     va: np.ndarray  # (N, 2) float32
     fingerprint: str
+    media: MediaColumn | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
 
     def row(self, i: int) -> dict[str, Any]:
-        return self.dataset[int(i)]
+        """Row ``i`` with its undecoded media cell (``{"bytes": ..., "path": ...}``)."""
+        row = self.dataset[int(i)]
+        row[MEDIA_COLUMN[self.table]] = self.media.cell(int(i))
+        return row
 
     def index(self) -> dict[str, int]:
         return {k: i for i, k in enumerate(self.ids)}
@@ -104,31 +125,59 @@ def load_table(data: str, table: str, split: str, cache_dir: str | None = None) 
     """One table split, validated; media columns undecoded."""
     if not Path(data).exists() and (data.startswith((".", "/", "runs")) or data == DEFAULT_DATA):
         raise DataError(_missing_data_message(data))
-    ds = _load(data, table, split, cache_dir)
-    missing = [c for c in REQUIRED[table] if c not in ds.column_names]
-    if missing:
-        raise DataError(f"{describe_source(data)}: table {table!r} ({split}) lacks columns {missing}; "
-                        f"it has {ds.column_names}")
-    media = MEDIA_COLUMN[table]
-    ds = ds.cast_column(media, UNDECODED[media])
-    meta = ds.select_columns([ID_COLUMN[table], "valence", "arousal"]).to_pandas()
+    parts = _local_parts if Path(data).is_dir() else _hub_parts
+    rest, reader, fingerprint = parts(data, table, split, cache_dir)
+    meta = rest.select_columns([ID_COLUMN[table], "valence", "arousal"]).to_pandas()
     ids = meta[ID_COLUMN[table]].astype(str).tolist()
     va = meta[["valence", "arousal"]].to_numpy(dtype=np.float32)
     _check_rows(table, split, ids, va)
-    return TableSplit(table, split, ds, ids, va, ds._fingerprint)
+    return TableSplit(table, split, rest, ids, va, fingerprint, reader)
 
 
-def _load(data: str, table: str, split: str, cache_dir: str | None) -> datasets.Dataset:
-    """The raw table split (see the module docstring for why local folders go through parquet)."""
+def _local_parts(data: str, table: str, split: str, _cache_dir) -> tuple[datasets.Dataset, MediaColumn, str]:
+    """A local folder's shards in place: the other columns in memory, the media column by row group."""
+    files = _shard_files(data, table, split)
+    names, media = column_names(files), MEDIA_COLUMN[table]
+    _require_columns(data, table, split, names)
+    rest = datasets.Dataset(read_columns(files, [n for n in names if n != media]))
+    return rest, ParquetMedia(files, media), shards_fingerprint(table, split, files)
+
+
+def _hub_parts(data: str, table: str, split: str, cache_dir: str | None) -> tuple[datasets.Dataset, MediaColumn, str]:
+    """A Hub id through ``load_dataset`` (its Arrow copy in the datasets cache, memory-mapped)."""
+    ds, media = _load_hub(data, table, split, cache_dir), MEDIA_COLUMN[table]
+    _require_columns(data, table, split, ds.column_names)
+    ds = ds.cast_column(media, UNDECODED[media])
+    return ds.remove_columns(media), DatasetMedia(ds.select_columns([media]), media), ds._fingerprint
+
+
+def _require_columns(data: str, table: str, split: str, names: list[str]) -> None:
+    missing = [c for c in REQUIRED[table] if c not in names]
+    if missing:
+        raise DataError(f"{describe_source(data)}: table {table!r} ({split}) lacks columns {missing}; "
+                        f"it has {names}")
+
+
+def _shard_files(data: str, table: str, split: str) -> list[str]:
+    files = sorted(str(p.resolve()) for p in (Path(data) / "data" / table).glob(f"{split}-*.parquet"))
+    if not files:
+        raise DataError(f"{describe_source(data)}: cannot load table {table!r} split {split!r}: "
+                        f"no data/{table}/{split}-*.parquet shards")
+    return files
+
+
+def _load_hub(data: str, table: str, split: str, cache_dir: str | None) -> datasets.Dataset:
     try:
-        if Path(data).is_dir():
-            files = sorted(str(p.resolve()) for p in (Path(data) / "data" / table).glob(f"{split}-*.parquet"))
-            if not files:
-                raise FileNotFoundError(f"no data/{table}/{split}-*.parquet shards")
-            return datasets.load_dataset("parquet", data_files={split: files}, split=split, cache_dir=cache_dir)
         return datasets.load_dataset(data, table, split=split, cache_dir=cache_dir)
     except (FileNotFoundError, ValueError) as e:
         raise DataError(f"{describe_source(data)}: cannot load table {table!r} split {split!r}: {e}") from e
+
+
+def _small_table(data: str, table: str, split: str, columns: list[str], cache_dir: str | None):
+    """Some columns of a table split without media (the pairs table) as a pandas frame."""
+    if Path(data).is_dir():
+        return read_columns(_shard_files(data, table, split), columns).to_pandas()
+    return _load_hub(data, table, split, cache_dir).select_columns(columns).to_pandas()
 
 
 def _check_rows(table: str, split: str, ids: list[str], va: np.ndarray) -> None:
@@ -159,8 +208,7 @@ def load_split(data: str, split: str, cache_dir: str | None = None, with_pairs: 
 def _pair_indices(data: str, split: str, music: TableSplit, images: TableSplit,
                   cache_dir: str | None) -> tuple[np.ndarray, dict[str, int]]:
     """Row indices of the pairs whose clip and image are in the split, and the others counted by reason."""
-    ds = _load(data, PAIRS, split, cache_dir)
-    return pair_rows(ds.select_columns(["music_clip_id", "image_id"]).to_pandas(), music, images)
+    return pair_rows(_small_table(data, PAIRS, split, ["music_clip_id", "image_id"], cache_dir), music, images)
 
 
 def pair_rows(pairs, music: TableSplit, images: TableSplit) -> tuple[np.ndarray, dict[str, int]]:
@@ -183,4 +231,4 @@ def load_pairs(data: str, split: str, cache_dir: str | None = None):
     has no pairs shard for the split (a run without pairs)."""
     if Path(data).is_dir() and not any((Path(data) / "data" / PAIRS).glob(f"{split}-*.parquet")):
         return None
-    return _load(data, PAIRS, split, cache_dir).select_columns(["music_clip_id", "image_id", "score"]).to_pandas()
+    return _small_table(data, PAIRS, split, ["music_clip_id", "image_id", "score"], cache_dir)
