@@ -58,7 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="reuse/store frozen-backbone features in --cache_dir when the checkpoint's config has "
                         "train.cache_features (default on; --no-cache runs every backbone live)")
     p.add_argument("--hf_cache_dir", default=None,
-                   help="datasets cache for the Arrow copies of the tables (default: the Hugging Face cache)")
+                   help="datasets cache for the Arrow copy of a Hub dataset's tables (default: the Hugging "
+                        "Face cache; a local folder is read in place, with no copy)")
     p.add_argument("--device", default=None, help="torch device (default cuda when available, else cpu)")
     p.add_argument("--quiet", action="store_true", help="print nothing but errors (no table, no progress bars)")
     p.add_argument("--trust_remote_code", action="store_true",
@@ -92,7 +93,7 @@ def _evaluate(args: argparse.Namespace) -> EvalResult:
     ckpt = load_checkpoint(args.checkpoint, device=device, trust_remote_code=args.trust_remote_code)
     data = load_split(args.data, args.split, args.hf_cache_dir)
     batch_size = args.batch_size or ckpt.model.cfg.train.eval_batch
-    cached = _cached_features(ckpt, data, args, device, batch_size) if args.cache else {}
+    cached = _cached_features(ckpt, data, args, device) if args.cache else {}
     preds = predict_split(ckpt.model, data, device=device, batch_size=batch_size, cached=cached)
     metrics = {
         "checkpoint": str(ckpt.path),
@@ -130,14 +131,14 @@ def caption_mood_from_labels(music) -> float | None:
     return sum(hits) / len(hits)
 
 
-def _cached_features(ckpt: Checkpoint, data: SplitData, args: argparse.Namespace, device: torch.device,
-                     batch_size: int) -> dict[str, Frozen]:
+def _cached_features(ckpt: Checkpoint, data: SplitData, args: argparse.Namespace,
+                     device: torch.device) -> dict[str, Frozen]:
     """Frozen outputs per table from the feature cache, for tables with a frozen backbone, when the
     checkpoint's config caches features (as training did, so its cache entries are reused)."""
     if not ckpt.model.cfg.train.cache_features:
         return {}
     return build_split_cache(ckpt.model, data, frozen_only=True, cache_dir=args.cache_dir,
-                             batch_size=batch_size, device=device, progress=not args.quiet)
+                             device=device, progress=not args.quiet)
 
 
 def _matching_entry(matching: MatchingFile, preds: dict[str, Predictions]) -> dict[str, Any]:

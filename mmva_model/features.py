@@ -4,24 +4,30 @@
 turn a batch sampler's index lists into ``{modality: frozen outputs}`` on the device:
 
 - :class:`LiveStream` prepares rows and runs the frozen parts (backbones) every step;
-- :class:`CachedStream` indexes tensors computed once by :func:`build_cache` and stored as
-  safetensors under ``<cache_dir>/<data fingerprint>-<modality>-<encoder fingerprint>``: a
-  change of data, encoder, options or frozen weights gives a new key, never stale features.
+- :class:`CachedStream` indexes tensors computed once by :func:`build_cache` and stored under
+  ``<cache_dir>/<data fingerprint>-<modality>-<encoder>-<feature fingerprint>/``: a change of
+  data, encoder, options, frozen weights or inference form gives a new key, never stale features.
+
+:mod:`mmva_model.feature_cache` holds how an entry is laid out on disk (chunk files and a
+completion marker, so a killed caching run resumes where it stopped).
 """
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from dataset_card.schema import IMAGES, MUSIC
 from mmva_model.data import DataError, SplitData, TableSplit, _name_rows
 from mmva_model.encoders.base import Batch, Encoder
+from mmva_model.feature_cache import CacheEntry
 from mmva_model.media import MediaError
+from mmva_model.threads import available_cores, torch_threads
 
 TABLE_MODALITIES = {MUSIC: ("music", "caption"), IMAGES: ("image",)}
 DEFAULT_CACHE = "runs/cache/mmva-features"
@@ -123,43 +129,130 @@ def _widen(t: torch.Tensor) -> torch.Tensor:
     return t.float() if t.dtype == torch.float16 else t
 
 
-def cache_path(cache_dir: str | Path, split: TableSplit, modality: str, encoder: Encoder) -> Path:
-    return Path(cache_dir) / f"{split.fingerprint}-{modality}-{encoder.registry_name}-{encoder.fingerprint()}.safetensors"
+def entry_folder(cache_dir: str | Path, split: TableSplit, modality: str, encoder: Encoder) -> Path:
+    """Where ``encoder``'s cached outputs for ``split`` live."""
+    name = f"{split.fingerprint}-{modality}-{encoder.registry_name}-{encoder.feature_fingerprint()}"
+    return Path(cache_dir) / name
+
+
+@dataclass
+class CacheBatch:
+    """One batch of a caching pass: the rows asked for, the outputs of those prepared, the failures."""
+
+    rows: list[int]
+    outputs: dict[str, Batch]  # frozen outputs, or prepared inputs when the backbones run elsewhere
+    errors: list[str]
+
+
+class CacheCollate:
+    """Collate for a caching pass. On a CPU run the frozen parts run here, in the DataLoader worker
+    that prepared the batch, on one thread: processes, not threads, share the cores, so a batch's
+    features never depend on how many threads or workers there were (EfficientNet's do depend on
+    the batch, which is why batches are fixed by ``feature_cache.FEATURE_BATCH``)."""
+
+    def __init__(self, encoders: dict[str, Encoder], frozen_here: bool):
+        self.encoders, self.frozen_here = encoders, frozen_here
+        self.collate = collate_prepared(encoders)
+
+    def __call__(self, items) -> CacheBatch:
+        _, batch, errors = self.collate(items)
+        if self.frozen_here and batch:
+            batch = frozen_for_cache(self.encoders, batch, torch.device("cpu"))
+        return CacheBatch([i for i, _, _ in items], batch, errors)
+
+
+def frozen_for_cache(encoders: dict[str, Encoder], batch: dict[str, Batch], device: torch.device) -> Frozen:
+    """Frozen parts in inference mode, on the CPU on one thread (see :class:`CacheCollate`)."""
+    threads = torch_threads(1) if device.type == "cpu" else contextlib.nullcontext()
+    with threads, torch.inference_mode():
+        out = {m: enc.frozen(_to(batch[m], device)) for m, enc in encoders.items()}
+    # Inference-mode tensors cannot take part in autograd later: hand out ordinary ones.
+    return {m: {k: v.clone() if v.is_inference() else v for k, v in b.items()} for m, b in out.items()}
 
 
 def build_cache(split: TableSplit, encoders: dict[str, Encoder], *, cache_dir: str | Path = DEFAULT_CACHE,
-                batch_size: int = 64, num_workers: int = 0, device: torch.device | None = None,
-                progress: bool = True) -> Frozen:
+                workers: int | None = None, device: torch.device | None = None, progress: bool = True,
+                load: bool = True) -> Frozen:
     """Frozen outputs of every row for each encoder, from the cache or computed once and stored.
 
-    Undecodable rows stop the run with a DataError naming all of them.
+    ``workers`` processes prepare rows and, on the CPU, run the frozen parts (default: every core
+    this process may use; 0: this process). With ``load=False`` nothing is read back (a caching
+    pass whose memory stays bounded by the batches in flight). Undecodable rows stop the run with
+    a DataError naming all of them, after every chunk without them has been stored.
     """
     device = device or torch.device("cpu")
-    paths = {m: cache_path(cache_dir, split, m, enc) for m, enc in encoders.items()}
-    out = {m: load_file(str(p)) for m, p in paths.items() if p.is_file()}
-    todo = {m: enc for m, enc in encoders.items() if m not in out}
-    if not todo:
-        return out
-    loader = DataLoader(PreparedRows(split, todo, collect_errors=True), batch_size=batch_size,
-                        num_workers=num_workers, collate_fn=collate_prepared(todo), generator=own_generator())
-    parts: dict[str, list[Batch]] = {m: [] for m in todo}
+    entries = {m: CacheEntry(entry_folder(cache_dir, split, m, enc), len(split)) for m, enc in encoders.items()}
+    todo = {m: enc for m, enc in encoders.items() if not entries[m].complete()}
+    if todo:
+        _fill(split, todo, {m: entries[m] for m in todo}, device=device, progress=progress,
+              workers=available_cores() if workers is None else workers)
+    return {m: entry.load() for m, entry in entries.items()} if load else {}
+
+
+def _fill(split: TableSplit, encoders: dict[str, Encoder], entries: dict[str, CacheEntry], *,
+          workers: int, device: torch.device, progress: bool) -> None:
+    """Compute the chunks some entry lacks, store each as it completes, then mark the entries done."""
+    first = next(iter(entries.values()))
+    have = set.intersection(*(e.valid_chunks() for e in entries.values()))
+    missing = [k for k in range(first.n_chunks) if k not in have]
+    here = device.type == "cpu"
+    if workers and missing:
+        _warm_up(split, encoders, first.chunk_rows(missing[0]).start, device)
+    loader = DataLoader(PreparedRows(split, encoders, collect_errors=True), batch_sampler=first.batches(missing),
+                        num_workers=workers, collate_fn=CacheCollate(encoders, frozen_here=here),
+                        generator=own_generator(), prefetch_factor=2 if workers else None)
+    bar = tqdm(total=len(split), initial=len(split) - sum(len(first.chunk_rows(k)) for k in missing),
+               desc=f"caching {'+'.join(encoders)} features ({split.table}/{split.split})",
+               disable=not progress, unit="row", smoothing=0.1)
     errors: list[str] = []
-    desc = f"caching {'+'.join(todo)} features ({split.table}/{split.split})"
-    for _, batch, errs in tqdm(loader, desc=desc, disable=not progress, unit="batch"):
-        errors += errs
-        if batch:
-            for m, frozen in run_frozen(todo, batch, device).items():
-                parts[m].append({k: v.cpu() for k, v in frozen.items()})
+    chunk: _Chunk | None = None
+    for cb in loader:
+        outputs = cb.outputs if here or not cb.outputs else frozen_for_cache(encoders, cb.outputs, device)
+        chunk = chunk or _Chunk(first.chunk_of(cb.rows[0]))
+        chunk.add(cb, {m: {k: v.cpu() for k, v in b.items()} for m, b in outputs.items()})
+        errors += cb.errors
+        if chunk.rows == len(first.chunk_rows(chunk.index)):
+            chunk.store(entries)
+            chunk = None
+        bar.update(len(cb.rows))
+    bar.close()
     if errors:
         raise DataError(f"table {split.table!r} ({split.split}): {len(errors)} rows cannot be "
                         f"decoded: {_name_rows(errors)}")
-    for m, chunks in parts.items():
-        out[m] = {k: _storage(torch.cat([c[k] for c in chunks])) for k in chunks[0]}
-        paths[m].parent.mkdir(parents=True, exist_ok=True)
-        tmp = paths[m].with_suffix(".tmp")
-        save_file(out[m], str(tmp))
-        tmp.replace(paths[m])  # atomic: a killed run never leaves a half-written cache entry
-    return out
+    for entry in entries.values():
+        entry.finish()
+
+
+def _warm_up(split: TableSplit, encoders: dict[str, Encoder], row: int, device: torch.device) -> None:
+    """One row through every step in this process before the workers fork, so that they inherit
+    its one-time set-ups instead of each doing them again (librosa's lazily imported modules
+    alone cost 5 CPU seconds per process; the folded EfficientNet; oneDNN's kernels)."""
+    _, prepared, _ = PreparedRows(split, encoders, collect_errors=True)[row]
+    if prepared is not None:
+        frozen_for_cache(encoders, {m: encoders[m].collate([prepared[m]]) for m in encoders}, device)
+
+
+@dataclass
+class _Chunk:
+    """The outputs of one chunk's batches as they arrive (batches come in order, chunk by chunk)."""
+
+    index: int
+    rows: int = 0
+    failed: bool = False
+    outputs: list[Frozen] = field(default_factory=list)
+
+    def add(self, cb: CacheBatch, outputs: Frozen) -> None:
+        self.rows += len(cb.rows)
+        self.failed |= bool(cb.errors)
+        self.outputs.append(outputs)
+
+    def store(self, entries: dict[str, CacheEntry]) -> None:
+        """Write the chunk to every entry, unless a row failed (the run then stops, naming it)."""
+        if self.failed:
+            return
+        for m, entry in entries.items():
+            entry.write_chunk(self.index, {k: torch.cat([o[m][k] for o in self.outputs])
+                                           for k in self.outputs[0][m]})
 
 
 def build_split_cache(model, data: SplitData, *, frozen_only: bool = False, **kwargs) -> dict[str, Frozen]:
@@ -175,10 +268,3 @@ def build_split_cache(model, data: SplitData, *, frozen_only: bool = False, **kw
             continue
         out[table] = build_cache(split, encoders, **kwargs)
     return out
-
-
-def _storage(t: torch.Tensor) -> torch.Tensor:
-    """Large float inputs (log-mel patches) are stored as float16: half the disk, same ranks."""
-    if t.is_floating_point() and t[0].numel() > 16384:
-        return t.half().contiguous()
-    return t.contiguous()

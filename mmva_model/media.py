@@ -38,7 +38,8 @@ def decode_audio(data: bytes, sample_rate: int, seconds: float | None = None) ->
             raise MediaError(f"undecodable audio ({first}; ffmpeg: {str(e).splitlines()[-1][:200]})") from e
     if x.size == 0:
         raise MediaError("audio has no samples")
-    mono = x.mean(axis=1).astype(np.float32)
+    mono = x[:, 0] if x.shape[1] == 1 else x.mean(axis=1)  # the same values; no reduction over one channel
+    mono = np.ascontiguousarray(mono, dtype=np.float32)
     if sr != sample_rate:
         mono = soxr.resample(mono, sr, sample_rate).astype(np.float32)
     if seconds is not None:

@@ -68,7 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stop_after", type=int, default=None, metavar="N",
                    help="stop after N optimizer steps in this invocation (time-boxed jobs; resume later)")
     p.add_argument("--cache_dir", default=DEFAULT_CACHE, help=f"frozen-feature cache (default: {DEFAULT_CACHE})")
-    p.add_argument("--hf_cache_dir", default=None, help="datasets cache for the Arrow copies of the tables")
+    p.add_argument("--hf_cache_dir", default=None,
+                   help="datasets cache for the Arrow copy of a Hub dataset's tables (a local folder is read "
+                        "in place, with no copy)")
     p.add_argument("--log_every", type=int, default=10, help="steps between loss logs (default: 10)")
     p.add_argument("--cpu", action="store_true", help="train on the CPU even when a GPU is present")
     p.add_argument("--threads", type=int, default=0, metavar="N",
@@ -219,11 +221,14 @@ class Trainer:
         self.cached: dict[str, dict] = {"train": {}, "validation": {}}
         if not self.cfg.train.cache_features:
             return
+        workers = self.threads if self.args.cache_workers is None else self.args.cache_workers
+        device = self.accelerator.device
+        self.model.to(device)  # frozen backbones run where training does (accelerate.prepare would move them)
         with self.accelerator.main_process_first():  # the main process computes, the others read
             for name, data in (("train", self.train_data), ("validation", self.val_data)):
                 self.cached[name] = build_split_cache(
-                    self.model, data, cache_dir=self.args.cache_dir, batch_size=self.cfg.train.eval_batch,
-                    num_workers=self.cfg.train.num_workers, progress=self._show_progress())
+                    self.model, data, cache_dir=self.args.cache_dir, workers=workers, device=device,
+                    progress=self._show_progress())
 
     def _show_progress(self) -> bool:
         return self.accelerator.is_main_process and not self.args.no_progress

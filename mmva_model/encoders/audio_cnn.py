@@ -13,6 +13,7 @@ from typing import Any
 import librosa
 import numpy as np
 import torch
+from threadpoolctl import ThreadpoolController
 from torch import nn
 
 from mmva_model.config import EncoderConfig
@@ -30,6 +31,18 @@ DESCRIPTOR_INPUTS = {
     "onset_rate": lambda v: math.log1p(max(v, 0.0)),
 }
 MODES = {"major": 1.0, "minor": 0.0}
+_BLAS: ThreadpoolController | None = None
+
+
+def one_blas_thread():
+    """A context with BLAS on one thread. The log-mel's filter-bank product is a BLAS call whose
+    result changes in the last bits with OpenBLAS's thread count (seen: 1 vs 2 threads differ), and
+    cached inputs must be the same bytes on any machine; one thread is also the cheapest in CPU time
+    (OpenBLAS's extra threads spin: 4x the CPU seconds for this small product)."""
+    global _BLAS
+    if _BLAS is None:  # finds the BLAS libraries loaded by now (numpy's)
+        _BLAS = ThreadpoolController()
+    return _BLAS.limit(limits=1, user_api="blas")
 
 
 def descriptor_vector(desc: dict[str, Any] | None) -> np.ndarray:
@@ -82,13 +95,20 @@ class LogMelCNN(Encoder):
 
     def prepare(self, row: dict[str, Any]) -> Batch:
         audio = decode_audio(media_bytes(row["audio"]), self.sample_rate, self.clip_seconds)
-        mel = librosa.feature.melspectrogram(y=audio, sr=self.sample_rate, n_fft=4 * self.hop,
-                                             hop_length=self.hop, n_mels=self.n_mels)
+        with one_blas_thread():
+            # librosa.feature.melspectrogram's own steps, with the filter bank built once
+            power = np.abs(librosa.stft(audio, n_fft=4 * self.hop, hop_length=self.hop)) ** 2
+            mel = np.einsum("...ft,mf->...mt", power, self._mel_basis(), optimize=True)
         logmel = np.log(mel + 1e-6).astype(np.float32)
         out = {"logmel": torch.from_numpy(logmel).unsqueeze(0)}
         if self.use_descriptors:
             out["descriptors"] = torch.from_numpy(descriptor_vector(row.get("descriptors")))
         return out
+
+    def _mel_basis(self) -> np.ndarray:
+        if getattr(self, "_basis", None) is None:
+            self._basis = librosa.filters.mel(sr=self.sample_rate, n_fft=4 * self.hop, n_mels=self.n_mels)
+        return self._basis
 
     def fit_normalisation(self, rows: list[dict[str, Any]]) -> None:
         if not self.use_descriptors or not rows:

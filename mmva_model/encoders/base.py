@@ -6,8 +6,10 @@ caching can cut:
 1. ``prepare(row)`` (CPU, DataLoader workers): decode and preprocess one row into tensors of a
    fixed shape (a resized image, a log-mel patch, padded token ids). Deterministic.
 2. ``frozen(batch)``: the part that never trains (a frozen pretrained backbone; the identity
-   when the backbone is fine-tuned). Run under ``no_grad``; its per-item outputs are what
-   :mod:`mmva_model.features` caches, keyed by :meth:`fingerprint` and the data.
+   when the backbone is fine-tuned). Run without gradients, possibly in a faster form of the
+   same computation (``inference_form`` names it: folded batch norms, another memory layout);
+   its per-item outputs are what :mod:`mmva_model.features` caches, keyed by
+   :meth:`feature_fingerprint` and the data.
 3. ``forward(frozen_out)``: the trained part, returning ``(batch, out_dim)`` features.
 
 Encoders register a builder under a name with :func:`register`; configs name them.
@@ -54,6 +56,9 @@ class Encoder(nn.Module):
     modality: str = ""
     registry_name: str = ""
     out_dim: int = 0
+    # How ``frozen`` computes when it differs from the trained path's arithmetic (rounding-level
+    # differences): part of the feature-cache key, not of the checkpoint's fingerprint.
+    inference_form: str = ""
 
     def __init__(self, cfg: EncoderConfig):
         super().__init__()
@@ -96,6 +101,12 @@ class Encoder(nn.Module):
         """Tensors that ``frozen`` depends on (a frozen backbone's weights); empty by default."""
         return {}
 
+    def feature_fingerprint(self) -> str:
+        """:meth:`fingerprint` plus the inference form: the key of this encoder's cached features."""
+        if not self.inference_form:
+            return self.fingerprint()
+        return hashlib.sha256(f"{self.fingerprint()}/{self.inference_form}".encode()).hexdigest()[:16]
+
     def train(self, mode: bool = True):
         super().train(mode)
         backbone = getattr(self, "backbone", None)
@@ -115,7 +126,11 @@ class BackboneEncoder(Encoder):
         if not self.cfg.frozen:
             return batch
         with torch.no_grad():
-            return {"features": self.features(batch)}
+            return {"features": self.frozen_features(batch)}
+
+    def frozen_features(self, batch: Batch) -> torch.Tensor:
+        """``features`` of the frozen backbone; encoders override it with a faster equivalent form."""
+        return self.features(batch)
 
     def forward(self, frozen_out: Batch) -> torch.Tensor:
         return frozen_out["features"] if self.cfg.frozen else self.features(frozen_out)

@@ -62,9 +62,20 @@ class HFText(BackboneEncoder):
         return {"input_ids": enc["input_ids"][0], "attention_mask": enc["attention_mask"][0]}
 
     def features(self, batch: Batch) -> torch.Tensor:
-        out = self.backbone(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
-        z = self.pool(out.last_hidden_state, batch["attention_mask"])
+        ids, mask = _without_padding(batch["input_ids"], batch["attention_mask"])
+        out = self.backbone(input_ids=ids, attention_mask=mask)
+        z = self.pool(out.last_hidden_state, mask)
         return nn.functional.normalize(z, dim=-1) if self.normalise else z
+
+
+def _without_padding(ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The token columns that some caption of the batch uses: padding every caption to
+    ``max_length`` costs attention and MLP work on masked tokens that never reach the pooling."""
+    used = mask.any(dim=0).nonzero().flatten()
+    if not len(used) or (used[0] == 0 and used[-1] == mask.shape[1] - 1):
+        return ids, mask
+    keep = slice(int(used[0]), int(used[-1]) + 1)
+    return ids[:, keep], mask[:, keep]
 
 
 _WORD = re.compile(r"[a-z0-9#]+")

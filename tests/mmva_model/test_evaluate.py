@@ -96,7 +96,7 @@ def test_writes_metrics_json_with_every_metric(evaluated, demo_data):
         assert list(r_) == ["R@1", "R@5", "R@10", "MRR", "nDCG@10"]
         assert all(0.0 <= v <= 1.0 for v in r_.values())
     # Frozen-backbone features went through the cache folder given.
-    assert len(list(evaluated.cache_dir.glob("*.safetensors"))) == 3  # image, music, caption
+    assert len(list(evaluated.cache_dir.glob("*/complete.json"))) == 3  # image, music, caption entries
 
 
 def test_counts_equal_the_split_rows(evaluated, demo_data):
