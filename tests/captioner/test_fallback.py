@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from captioner.backends.descriptor import describe
+from captioner.backends.descriptor import PROMPT_VERSION as TEMPLATE_VERSION, describe
 from captioner.base import CaptionerConfig, CaptionResult, ClipForCaption
 from captioner.fallback import Fallback, caption_with_fallback, fallback_captioner, parse_captioner
 from captioner.vocab import MOOD_LEXICON
@@ -37,7 +37,7 @@ def test_a_rejection_gets_the_template_caption_and_keeps_its_reason():
     r = Fallback(CaptionerConfig("tags-llm")).rescue(clip(), rejected())
     assert r.text == describe(D, 0.8, 0.8) and r.fell_back and r.rejected
     assert (r.error_type, r.message, r.attempts) == ("caption_ungrounded_key", "said D minor", 3)
-    assert r.captioner == f"descriptor/none/template-v2+mood-labels (fallback from {CHOSEN})"
+    assert r.captioner == f"descriptor/none/{TEMPLATE_VERSION}+mood-labels (fallback from {CHOSEN})"
 
 
 def test_an_accepted_caption_is_left_alone():

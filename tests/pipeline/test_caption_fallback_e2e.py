@@ -11,6 +11,7 @@ import json
 
 import pytest
 
+from captioner.backends.descriptor import PROMPT_VERSION as TEMPLATE_VERSION
 from captioner.base import BACKENDS, CaptionResult
 from captioner.fallback import parse_captioner
 from tests.e2e_helpers import read_failures, read_table, run_pipeline
@@ -50,7 +51,7 @@ def test_rejected_clips_keep_their_rows_and_are_counted(tmp_path, monkeypatch, b
     fell = {r["clip_id"]: parse_captioner(r["captioner"]) for r in rows if parse_captioner(r["captioner"]).fell_back}
     assert set(fell) == set(rejects) and 0 < len(fell) < len(rows)
     assert {p.chosen for p in fell.values()} == {"rejecting/test/v1+mood-labels"}
-    assert {p.wrote for p in fell.values()} == {"descriptor/none/template-v2+mood-labels"}
+    assert {p.wrote for p in fell.values()} == {f"descriptor/none/{TEMPLATE_VERSION}+mood-labels"}
     for r in rows:
         accepted = r["clip_id"] not in fell
         assert r["caption"] and (r["caption"].startswith("A caption the test accepted") == accepted)
