@@ -5,7 +5,8 @@ replaced by the fallback) and counted by the audit:
 
 - **Non-words.** Every word must be an English word of `pyspellchecker`'s dictionary (MIT; about
   160,000 words with frequencies from subtitles, shipped in its wheel: no download), a word of
-  the project's own vocabulary (:mod:`captioner.vocab`), or a musical term of :data:`MUSIC_TERMS`
+  the project's own vocabularies (:mod:`captioner.vocab`, :mod:`captioner.content`), or a musical
+  term of :data:`MUSIC_TERMS`
   (genres, instruments, production words the dictionary lacks: "synth", "bpm", "downtempo").
   Numbers ("96", "80s", "4/4"), key names ("F#", "Bb") and hyphenated compounds of known words
   ("even-keeled") pass. This catches "kended", "perscussive", "timbreloaded" and also "minecraft",
@@ -90,8 +91,11 @@ def english_words() -> frozenset[str]:
 
 @functools.cache
 def allowed_words() -> frozenset[str]:
-    """Dictionary words, the vocabulary's words (each word of each phrase) and :data:`MUSIC_TERMS`."""
-    own = {w for p in all_phrases() for w in re.split(r"[\s,]+", p.lower()) if w}
+    """Dictionary words, the words of the measured-attribute vocabulary and of the content (tagger)
+    vocabulary (each word of each phrase), and :data:`MUSIC_TERMS`."""
+    from captioner import content  # genres, instruments, voices: imports the tagger's vocabulary
+
+    own = {w for p in [*all_phrases(), *content.all_phrases()] for w in re.split(r"[\s,]+", p.lower()) if w}
     return english_words() | MUSIC_TERMS | own
 
 

@@ -101,10 +101,22 @@ def test_nouns_that_are_also_attribute_words_are_not_misuse():
     assert sense.misused_vocabulary("It rises with a lively.") == ["a lively"]
 
 
-def test_tagger_vocabulary_words_are_words():
-    tags = pytest.importorskip("captioner.tagger.vocab", reason="the musicnn tagger's vocabulary is not here yet")
-    words = [t for vocab in tags.VOCABULARIES.values() for t in vocab]
-    assert sense.non_words(" ".join(words)) == []
+def test_tagger_and_content_vocabulary_words_are_words():
+    from captioner import content
+    from captioner.tagger.vocab import VOCABULARIES
+
+    assert sense.non_words(" ".join(t for vocab in VOCABULARIES.values() for t in vocab)) == []
+    assert sense.non_words(", ".join(content.all_phrases()) + ".") == []
+
+
+def test_template_captions_naming_each_content_word_pass():
+    from captioner import content
+
+    d = {"tempo_bpm": 120.0, "beat_strength": 4.0, "key": "A", "mode": "minor", "key_strength": 0.9,
+         "loudness_db": -12.0, "brightness": 2500.0, "onset_rate": 3.0}
+    for word in content.WORDS:
+        text = describe(d, 0.7, 0.7, tags=content.content_evidence((word.phrase,), 0.9))
+        assert word.phrase.lower() in text.lower() and sense.nonsense_reasons(text) == [], text
 
 
 @pytest.mark.parametrize("text, error_type", [
