@@ -6,7 +6,8 @@ Reads the `music` shards (``data/music/*.parquet``, only the caption, captioner,
 columns, batch by batch) and the failures table of a pipeline run or a built dataset folder, and
 reports per captioner id: diversity (unique share, distinct-1/2/3, vocabulary), length, repeated
 phrases, the share of the most common skeleton and opening (numbers, keys and vocabulary words
-masked), grounding failures per attribute, self-contradictions, forbidden content, sense (words that
+masked), the share naming a genre, an instrument, a voice, grounding failures per attribute (the named
+genre, instruments and voice against the clip's tag probabilities too), self-contradictions, forbidden content, sense (words that
 are not English words, vocabulary words misused: :mod:`captioner.sense`) and where the mood words
 came from; and how many clips the fallback template captioned after a rejection (by reason), and
 how many caption failures have no row. Writes ``caption_audit.json`` and ``caption_audit.md`` and
@@ -29,8 +30,9 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from captioner import sense
+from captioner.content import CATEGORIES, from_row
 from captioner.fallback import parse_captioner
-from captioner.grounding import ATTRIBUTES, KEY_PATTERN, contradictions, forbidden, ground, mood_claims
+from captioner.grounding import ATTRIBUTES, KEY_PATTERN, content_claims, contradictions, forbidden, ground, mood_claims
 from captioner.vocab import all_phrases, phrase_pattern
 
 MUSIC_GLOB = "data/music/*.parquet"
@@ -38,7 +40,7 @@ FAILURES_GLOBS = ("failures/*.parquet", "data/failures/*.parquet")
 JSON_NAME, MD_NAME = "caption_audit.json", "caption_audit.md"
 OPENING_WORDS = 5
 REPEAT_N = 3
-COLUMNS = ("clip_id", "caption", "captioner", "descriptors", "valence", "arousal")
+COLUMNS = ("clip_id", "caption", "captioner", "descriptors", "valence", "arousal", "tag_probs")
 MOOD_NONE_TAG = "mood-none"
 MOOD_LABELS_TAG = "mood-labels"
 TOP_WORDS = 10  # the most frequent non-words / misused phrases listed per captioner
@@ -95,16 +97,16 @@ def mood_given(captioner_id: str) -> bool:
 
 
 def flag_caption(caption: str, descriptors: dict | None, valence: float | None,
-                 arousal: float | None, captioner_id: str = "") -> CaptionFlags:
-    """Flags of one caption; checks whose inputs are missing (descriptors, VA) are skipped."""
+                 arousal: float | None, captioner_id: str = "", tags: dict | None = None) -> CaptionFlags:
+    """Flags of one caption; checks whose inputs are missing (descriptors, VA, tags) are skipped."""
     text = caption or ""
-    g = ground(text, descriptors, valence, arousal, mood_given=mood_given(captioner_id))
+    g = ground(text, descriptors, valence, arousal, mood_given=mood_given(captioner_id), tags=tags)
     senseless = sense.check(text)
     return CaptionFlags(
         repeated_phrase=has_repeated_phrase(words(text)),
         self_contradiction=bool(contradictions(text)),
         grounding_failures=tuple(a for a in ATTRIBUTES if a in g.failures),
-        forbidden=forbidden(text, hears_audio(captioner_id)),
+        forbidden=forbidden(text, hears_audio(captioner_id), tagged=bool(tags)),
         non_words=senseless.non_words,
         misused=senseless.misused,
     )
@@ -151,8 +153,10 @@ class _Tally:
     with_non_word: int = 0
     misused: Counter = field(default_factory=Counter)
     with_misused: int = 0
+    naming: Counter = field(default_factory=Counter)  # category -> captions naming one
 
-    def add(self, caption: str, descriptors: dict | None, valence, arousal, captioner_id: str, hears: bool) -> None:
+    def add(self, caption: str, descriptors: dict | None, valence, arousal, captioner_id: str, hears: bool,
+            tags: dict | None = None) -> None:
         tokens = words(caption)
         self.captions += 1
         self.texts.add(caption.strip())
@@ -166,7 +170,8 @@ class _Tally:
         mask = masked(caption)
         self.skeletons[" ".join(mask)] += 1
         self.openings[" ".join(mask[:OPENING_WORDS])] += 1
-        g = ground(caption, descriptors, valence, arousal, mood_given=mood_given(captioner_id))
+        g = ground(caption, descriptors, valence, arousal, mood_given=mood_given(captioner_id), tags=tags)
+        self.naming.update({w.category for _, w in content_claims(caption)})
         for a in ATTRIBUTES:
             if a not in g.unchecked:
                 self.checked[a] += 1
@@ -175,7 +180,7 @@ class _Tally:
         con = contradictions(caption)
         self.contradictions.update(list(con))
         self.contradicting += bool(con)
-        bad = forbidden(caption, hears)
+        bad = forbidden(caption, hears, tagged=bool(tags))
         self.forbidden.update(bad)
         senseless = sense.check(caption)
         self.non_words.update(senseless.non_words)
@@ -220,6 +225,7 @@ class _Tally:
             "hears_audio": hears,
             "mood_source": mood_source(captioner_id),
             "mood_word_share": self.with_mood / n,
+            "naming_share": {c: self.naming[c] / n for c in CATEGORIES},  # genre / instrument / voice
             "mood_fits_label_share": (self.mood_fits_label / self.mood_checked) if self.mood_checked else None,
         }
 
@@ -302,7 +308,7 @@ def audit(folder: Path | str) -> AuditResult:
         v, a = row.get("valence"), row.get("arousal")
         no_descriptors += d is None
         no_va += v is None or a is None
-        tallies[cid].add(str(caption), d, v, a, cid, hears[cid])
+        tallies[cid].add(str(caption), d, v, a, cid, hears[cid], from_row(row.get("tag_probs")))
     if no_caption:
         notes.append(f"{no_caption} music rows have no caption text: not audited")
     if no_descriptors:
@@ -356,6 +362,8 @@ ROWS: tuple[tuple[str, Any], ...] = (
     ("repeated 3-word phrase", lambda r: r["repeated_phrase_share"]),
     ("most common skeleton", lambda r: r["top_skeleton_share"]),
     ("most common opening (5 words)", lambda r: f"{_fmt(r['top_opening_share'])} (`{r['top_opening']}`)"),
+    ("names a genre / an instrument / a voice",
+     lambda r: " / ".join(_fmt(r["naming_share"].get(c, 0.0)) for c in ("genre", "instrument", "voice"))),
     ("grounding failures", lambda r: _counts(r["grounding_failures"])),
     ("captions with a grounding failure", lambda r: r["grounding_failure_share"]),
     ("self-contradictions", lambda r: f"{_fmt(r['self_contradiction_share'])} ({_counts(r['self_contradictions'])})"),

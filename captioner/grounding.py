@@ -118,9 +118,8 @@ def _content_problem(text: str, tags: dict[str, Any] | None) -> str | None:
         evidence = content.evidence(tags, word)
         if evidence is None:
             continue
-        if evidence < content.SUPPORT[word.category]:
-            return (f"names {phrase!r} ({word.category}), tagger evidence {evidence:.2f} < "
-                    f"{content.SUPPORT[word.category]}")
+        if evidence < word.support:
+            return f"names {phrase!r} ({word.category}), tagger evidence {evidence:.2f} < {word.support}"
         sung = content.sung_evidence(tags)
         if word.phrase == "instrumental" and sung is not None and sung >= max(evidence, content.WRITE[content.VOICE]):
             return f"says {phrase!r}, but the tagger hears a voice ({sung:.2f}, 'instrumental' {evidence:.2f})"

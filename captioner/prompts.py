@@ -128,7 +128,7 @@ def tags_for(descriptors: dict[str, Any], valence: float, arousal: float, varian
 
 
 def _d(bpm, key, mode, loud, bright, onsets, perc, trend, change, noise) -> dict[str, Any]:
-    return {"tempo_bpm": bpm, "beat_strength": 1.6, "key": key, "mode": mode, "key_strength": 0.7,
+    return {"tempo_bpm": bpm, "beat_strength": 3.5, "key": key, "mode": mode, "key_strength": 0.85,
             "loudness_db": loud, "brightness": bright, "onset_rate": onsets, "percussive_ratio": perc,
             "loudness_trend_db": trend, "harmonic_change_rate": change, "noisiness": noise}
 

@@ -114,8 +114,8 @@ def has_pulse(d: dict[str, Any]) -> bool:
 
 # How sure a measurement must be before a caption states it (docs/captioner.md, "Key and tempo",
 # has the accuracy figures on songs of known key and tempo behind these thresholds).
-KEY_MIN_STRENGTH = 0.6  # key_strength: correlation of the clip's chroma with its best key profile
-TEMPO_MIN_BEAT_STRENGTH = 1.3  # beat_strength: onset strength on the beats / overall (1: no pulse)
+KEY_MIN_STRENGTH = 0.8  # key_strength: correlation of the clip's chroma with its best key profile
+TEMPO_MIN_BEAT_STRENGTH = 3.0  # beat_strength: onset strength on the beats / overall (1: no pulse)
 
 
 def key_is_confident(d: dict[str, Any]) -> bool:

@@ -13,7 +13,8 @@ from captioner.vocab import mood_words
 from captioner.prompts import AUDIO_PROMPT_VERSION, AUDIO_STYLE_EXAMPLE
 from tests.captioner.tiny_models import tiny_causal_lm, tiny_qwen2_audio
 
-D = {"tempo_bpm": 120.0, "key": "A", "mode": "minor", "loudness_db": -18.0, "brightness": 2500.0, "onset_rate": 3.0}
+D = {"tempo_bpm": 120.0, "beat_strength": 3.5, "key": "A", "mode": "minor", "key_strength": 0.9, "loudness_db": -18.0,
+     "brightness": 2500.0, "onset_rate": 3.0}
 GOOD = "The rock song features distorted electric guitars and pounding drums. It conveys a tense mood."
 
 

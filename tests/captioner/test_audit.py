@@ -50,7 +50,7 @@ def test_missing_inputs_skip_checks_and_never_crash():
 
 def test_forbidden_depends_on_hearing():
     text = "A calm jazz piano piece with soft vocals; the lyrics speak of home."
-    assert flag_caption(text, None, None, None, TAGS).forbidden == ("genre", "instrument", "lyrics", "singer")
+    assert flag_caption(text, None, None, None, TAGS).forbidden == ("genre", "instrument", "lyrics", "voice")
     assert flag_caption(text, None, None, None, "audio-llm/qwen/audio-v1").forbidden == ("lyrics",)
     assert flag_caption(text, None, None, None, "source").forbidden == ("lyrics",)
 
@@ -179,3 +179,18 @@ def test_audit_counts_non_words_misuse_and_fallbacks(tmp_path):
     assert "| with a non-English word | 0 | 0.5 (kended 2, perscussive 1) |" in md  # columns: fallback, tags-llm
     assert "fallback template after a rejection: 2 (caption_non_word 1, caption_nonsense 1)" in md
     assert "missing from the music table: 1" in md
+
+
+def test_named_content_is_counted_and_grounded_in_the_tags():
+    from captioner.audit import _Tally
+    from captioner.content import content_evidence
+
+    tags = content_evidence(("piano", "classical"))
+    assert "content" in flag_caption("A classical piece for guitar.", None, None, None, TAGS, tags).grounding_failures
+    assert flag_caption("A classical piece for piano.", None, None, None, TAGS, tags).grounding_failures == ()
+    tally = _Tally()
+    for text in ("A classical piece for piano.", "A quiet piece.", "A piece for guitar with vocals."):
+        tally.add(text, None, None, None, TAGS, False, tags)
+    report = tally.report(TAGS, False)
+    assert report["naming_share"] == {"genre": 1 / 3, "instrument": 2 / 3, "voice": 1 / 3}
+    assert report["grounding_failures"]["content"] == 1

@@ -10,7 +10,7 @@ from captioner.content import MSD, MTT, content_evidence, content_tags
 from captioner.tagger.vocab import VOCABULARIES
 from captioner.vocab import all_phrases
 
-D = {"tempo_bpm": 124.0, "beat_strength": 1.6, "key": "A", "mode": "minor", "key_strength": 0.7,
+D = {"tempo_bpm": 124.0, "beat_strength": 3.5, "key": "A", "mode": "minor", "key_strength": 0.85,
      "loudness_db": -12.0, "dynamic_range_db": 10.0, "brightness": 2900.0, "onset_rate": 4.5,
      "percussive_ratio": 0.6, "loudness_trend_db": 0.0, "harmonic_change_rate": 0.5, "noisiness": 0.05}
 
@@ -77,7 +77,7 @@ def test_the_template_is_grounded_in_random_tags(seed):
     """Whatever the tags, the descriptor template names only what they support."""
     rng = np.random.default_rng(seed)
     tags = {m: (rng.beta(0.6, 3.0, 50)).astype(np.float32) for m in (MTT, MSD)}
-    d = dict(D, beat_strength=float(rng.uniform(0.9, 2.0)), key_strength=float(rng.uniform(0, 1)),
+    d = dict(D, beat_strength=float(rng.uniform(0.9, 5.0)), key_strength=float(rng.uniform(0, 1)),
              tempo_bpm=float(rng.choice([0.0, 80.0, 140.0])))
     text = describe(d, float(rng.uniform()), float(rng.uniform()), True, tags)
     g = grounding.ground(text, d, 0.5, 0.5, mood_given=False, tags=tags)
@@ -90,7 +90,7 @@ def test_the_template_names_what_it_hears():
     assert text.startswith("An instrumental electronic track featuring drums and synthesizer. It moves at a "
                            "lively tempo of about 124 BPM in A minor."), text
     assert "in A minor" not in describe(dict(D, key_strength=0.3), 0.8, 0.8, True, None)
-    assert "BPM" not in describe(dict(D, beat_strength=1.0), 0.8, 0.8, True, None)
+    assert "BPM" not in describe(dict(D, beat_strength=2.0), 0.8, 0.8, True, None)
 
 
 def test_rows_round_trip():

@@ -12,7 +12,8 @@ from captioner import audit
 from captioner.prompts import EXAMPLES, EXAMPLES_PER_PROMPT, PROMPT_VERSION, tags_for, tags_messages
 
 # A calm clip: 96 BPM (moderate), C major, high valence / low arousal.
-D = {"tempo_bpm": 96.0, "key": "C", "mode": "major", "loudness_db": -24.0, "brightness": 1800.0, "onset_rate": 2.0}
+D = {"tempo_bpm": 96.0, "beat_strength": 3.5, "key": "C", "mode": "major", "key_strength": 0.9, "loudness_db": -24.0,
+     "brightness": 1800.0, "onset_rate": 2.0}
 V, A = 0.7, 0.3
 
 
@@ -128,9 +129,11 @@ def test_tags_messages_shape():
     last = msgs[-1]["content"]
     assert "about 96 BPM" in last and "C major" in last and ", ".join(mood_words(V, A)) in last
     assert tags_for(D, V, A).tempo == "moderate tempo"
-    assert PROMPT_VERSION == "tags-v2"
+    assert PROMPT_VERSION == "tags-v3"
     no_mood = tags_messages(D, V, A, mood=False)
     assert all("mood:" not in m["content"] for m in no_mood)
+    unsure = tags_messages(dict(D, beat_strength=1.5, key_strength=0.5), V, A)[-1]["content"]
+    assert "tempo:" not in unsure and "key:" not in unsure  # estimates too uncertain to state
 
 
 def test_prompts_vary_by_variant_and_state_no_bpm_without_a_pulse():
