@@ -369,9 +369,21 @@ def _statistics(s: DatasetStats, plots: list[str]) -> str:
             f"Valence/arousal:\n\n{_SUMMARY_HEAD}{va}\n\n"
             f"Caption length (words):\n\n{_SUMMARY_HEAD}{_summary_row('caption', s.caption_words)}\n\n"
             f"Musical descriptors:\n\n{_SUMMARY_HEAD}{desc}\n\nKeys: {keys}. Modes: {modes}.\n\n"
+            f"{_content_tags(s)}"
             f"Inputs that did not make it (kind/stage/reason, from `failures/failures.parquet`; the `clip/caption/` "
             f"rows are rejected captions of clips that are in the data with the fallback caption, not lost clips):\n\n"
             f"| reason | count |\n| --- | --- |\n{fails}\n\n{figs}")
+
+
+def _content_tags(s: DatasetStats) -> str:
+    """The tag vocabularies (named here once, not per row) and how often each content tag was passed."""
+    vocab = "\n".join(f"- `tag_probs.{k}` ({len(tags)} tags, in this order): {', '.join(tags)}"
+                      for k, tags in schema.TAG_VOCABULARIES.items())
+    if not s.tagged_clips:
+        return "Content tags: none (the run had no music tagger).\n\n"
+    top = ", ".join(f"{t} {n / s.tagged_clips:.0%}" for t, n in list(s.tag_counts.items())[:15]) or "none passed"
+    return (f"Content tags ({s.tagged_clips} clips tagged by musicnn; `tags` holds the caption words their "
+            f"probabilities pass, docs/captioner.md \"Content tags\"): {top}.\n\n{vocab}\n\n")
 
 
 _USES_AND_LIMITS = """## Intended uses

@@ -9,6 +9,7 @@ from captioner.generation import add_generation_flags
 from dataset_card.codecs import CODECS, AudioFormat
 from pipeline.sources.base import SONG_SOURCES
 from pipeline.sources.tables import VA_SCALES
+from pipeline.tagging import TAGGERS
 
 EPILOG = """\
 Any other flag is a Beam pipeline option, e.g.
@@ -108,6 +109,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="lossy codecs: mono bitrate, kbit/s (default 96 for opus, 160 for mp3)")
 
     cap = p.add_argument_group("captions")
+    cap.add_argument("--tagger", default="musicnn", choices=sorted(TAGGERS),
+                     help="music tagger run once per song for genre, instrument and voice tags (musicnn: "
+                     "MagnaTagATune and Million Song Dataset models from the musicnn wheel, ~2x slower analysis; "
+                     "none: no content tags, so captions name no genre, instrument or voice)")
     cap.add_argument("--captioner", default="tags-llm", choices=sorted(BACKENDS),
                      help="caption backend: tags-llm (descriptors -> instruction LLM, default: SmolLM2-135M on CPU, "
                      "~2-3 s per clip), descriptor (deterministic template, free), audio-llm (an audio-language "

@@ -28,6 +28,7 @@ from pipeline.memory import keep_returning_freed_memory
 from pipeline.options import audio_format, build_parser
 from pipeline.progress import ProgressBars
 from pipeline.song import CutOptions
+from pipeline.tagging import tagger_models
 from pipeline.sources.base import SourceItems
 from pipeline.writer import STAGING_DIR, dataset_readme, join, write_atomic
 
@@ -64,11 +65,13 @@ def graph_config(opts: argparse.Namespace, progress_dir: str | None) -> graph.Gr
     do not fit together)."""
     try:
         audio = audio_format(opts).resolved(opts.sample_rate)
+        taggers = tagger_models(opts.tagger)
     except ValueError as e:
         raise InputError(str(e)) from e
     return graph.GraphConfig(
         output=opts.output,
-        cut=CutOptions(opts.sample_rate, opts.clip_seconds, opts.hop_seconds, opts.annotated_only, opts.max_song_seconds),
+        cut=CutOptions(opts.sample_rate, opts.clip_seconds, opts.hop_seconds, opts.annotated_only,
+                       opts.max_song_seconds, taggers=taggers),
         download=DownloadOptions(
             cache_dir=os.path.abspath(os.path.join(opts.cache_dir, "downloads")),
             timeout_s=opts.download_timeout, retries=opts.download_retries, backoff_s=opts.retry_backoff,

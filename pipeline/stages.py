@@ -15,6 +15,7 @@ from pipeline.beam_import import beam  # Beam without its harmless apitools warn
 from apache_beam.metrics import Metrics
 
 from captioner.base import CaptionerConfig, as_clips_for_caption, build
+from captioner.content import content_tags, to_row
 from captioner.fallback import Fallback, caption_with_fallback
 from dataset_card.codecs import AudioFormat, encode
 from pipeline import progress
@@ -186,6 +187,8 @@ def music_record(clip: Clip, audio: AudioFormat = AudioFormat()) -> dict[str, An
         "caption": clip.caption,
         "captioner": clip.captioner,
         "descriptors": clip.descriptors,
+        "tags": list(content_tags(clip.tags).words),
+        "tag_probs": to_row(clip.tags),
         "license": clip.license,
         "split": split_for(clip.song_id, clip.split),
     }
