@@ -14,7 +14,9 @@ clip's mean tempo is reported too), or within 4 % of twice / half of one (octave
 (same tonic, other mode), a fifth away (dominant or subdominant, either mode: minor keys' major V
 often wins), or other. Then how precise each candidate confidence rule is (share of the clips it
 keeps that are right) and how many clips it keeps, for thresholds on ``key_strength``,
-``beat_strength``, ``onset_rate`` and ``percussive_ratio``.
+``beat_strength``, ``onset_rate`` and ``percussive_ratio``, and for the rule the captioners use
+(``captioner.vocab``: a tempo only at ``beat_strength`` >= 3.0, a key only at ``key_strength``
+>= 0.8, thresholds chosen from these figures).
 
 Run with ``make bench``; writes ``runs/bench/facts.json`` (with every clip's row).
 """
@@ -25,7 +27,8 @@ import time
 
 import numpy as np
 
-from pipeline import audio, descriptors, fact_confidence
+from captioner import vocab
+from pipeline import audio, descriptors
 from pipeline.sources.demo import KEY_NAMES, SYNTH_RATE, Score, compose_song, demo_song_plan, synthesize_song
 from tests.benchmarks.records import write_record
 
@@ -140,18 +143,19 @@ def summary(rows: list[dict]) -> dict:
 
 
 def rule_figures(rows: list[dict]) -> dict:
-    """Precision and coverage of ``pipeline.fact_confidence``'s rule on ``rows``."""
+    """Precision and coverage on ``rows`` of the captioners' rule for stating a tempo or a key
+    (``captioner.vocab.tempo_is_confident`` / ``key_is_confident``)."""
     def figures(kept: list[dict], right) -> dict:
         return {"coverage": round(len(kept) / len(rows), 3), "clips": len(kept),
                 "precision": round(float(np.mean([right(r) for r in kept])), 3) if kept else None}
 
-    tempo = [r for r in rows if fact_confidence.tempo_is_confident(r)]
-    key = [r for r in rows if fact_confidence.key_is_confident(r)]
+    tempo = [r for r in rows if vocab.tempo_is_confident(r)]
+    key = [r for r in rows if vocab.key_is_confident(r)]
     return {"tempo": figures(tempo, lambda r: r["tempo"] == "exact"),
             "key": figures(key, lambda r: r["key_result"] == "exact"),
             "mode": figures(key, lambda r: (r["mode"] == "major") == (r["major_share"] >= 0.5)),
-            "tempo_min_beat_strength": fact_confidence.TEMPO_MIN_BEAT_STRENGTH,
-            "key_min_strength": fact_confidence.KEY_MIN_STRENGTH}
+            "tempo_min_beat_strength": vocab.TEMPO_MIN_BEAT_STRENGTH,
+            "key_min_strength": vocab.KEY_MIN_STRENGTH}
 
 
 def _print(name: str, s: dict) -> None:
