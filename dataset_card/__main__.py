@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 from dataset_card.build import BuildError, build
@@ -43,6 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="show N random clips (and up to N images, their paired ones first), with only "
                         "their media: a small folder to copy elsewhere")
     e.add_argument("--seed", type=int, default=0, help="seed of --sample's draw (default 0)")
+    e.add_argument("--jobs", type=int, default=len(os.sched_getaffinity(0)), metavar="N",
+                   help="processes encoding the audio previews (default: every core this process may use)")
     e.add_argument("--no-media", dest="media", action="store_false",
                    help="write no previews: a quick page of VA, captions, pairs and failures that plays nothing "
                         "(a full page otherwise writes one small Opus preview per song, which each of its clips "
@@ -66,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
             print(report.render())
             return 0 if report.ok else 1
         elif args.command == "explore":
-            r = explore(args.path, args.out, sample=args.sample, seed=args.seed, media=args.media)
+            r = explore(args.path, args.out, sample=args.sample, seed=args.seed, media=args.media, jobs=args.jobs)
             m = r.media
             print(f"wrote {r.page} ({r.page_bytes / 1e6:.1f} MB): {r.clips} clips, {r.images} images, "
                   f"{r.failures} failures; media {m.written} written, {m.reused} reused, {m.removed} removed "

@@ -32,11 +32,12 @@ class ExploreResult:
 
 
 def explore(path: Path | str, out: Path | str | None = None, sample: int | None = None,
-            seed: int = 0, media: bool = True) -> ExploreResult:
+            seed: int = 0, media: bool = True, jobs: int = 1) -> ExploreResult:
     """Write ``OUT/index.html`` (default ``PATH/explore``) and the previews it plays and shows under
     ``OUT/media`` (:mod:`dataset_card.explore.media`).
 
     ``media=False`` extracts nothing: the page shows VA, captions, pairs and failures but plays nothing.
+    ``jobs`` processes encode the audio previews (the same files whatever the number).
     """
     t0 = time.perf_counter()
     data = D.load(path)
@@ -47,7 +48,7 @@ def explore(path: Path | str, out: Path | str | None = None, sample: int | None 
     # the images table reads in valence order (click the arousal header for arousal order)
     data.images.sort(key=lambda r: (r["valence"] if r["valence"] is not None else 2.0, r["image_id"]))
     # --no-media leaves an earlier export's media/ alone: it may have taken long to write
-    extracted = M.extract(data.shards, *_wanted(data), out_dir) if media else M.MediaResult()
+    extracted = M.extract(data.shards, *_wanted(data), out_dir, jobs=jobs) if media else M.MediaResult()
     flag_caption = F.audit_function()
     page = render(PageInputs(data=data, media=extracted, flags=F.flag_clips(data.clips, flag_caption),
                              flags_available=flag_caption is not None, title=_title(data), media_skipped=not media))

@@ -20,6 +20,7 @@ once: a re-run keeps the files already there and removes those no row refers to 
 """
 from __future__ import annotations
 
+import collections
 import hashlib
 import heapq
 import io
@@ -42,7 +43,7 @@ log = logging.getLogger(__name__)
 MEDIA_DIR = "media"
 SUBDIR = {schema.MUSIC: "audio", schema.IMAGES: "images"}
 PREVIEW_RATE = 24000  # Hz: libopus takes it, browsers play it at 48 kHz; 12 kHz of bandwidth is plenty here
-PREVIEW_KBPS = 32
+PREVIEW_KBPS = 24  # Opus at 24 kbit/s mono: music is recognisable, instruments and mood audible
 PREVIEW_SUFFIX = ".ogg"
 MAX_PREVIEW_S = 300.0  # a longer covered stretch is cut into several previews: memory stays bounded
 THUMB_PX = 240  # longest side of an image thumbnail
@@ -94,12 +95,14 @@ def suffix_of(data: bytes, stored_path: str | None) -> str:
     return suffix if re.fullmatch(r"\.[a-z0-9]{1,5}", suffix) else ".bin"
 
 
-def extract(shards: list[Shard], clips: dict[str, Span] | None, images: set[str] | None, out_dir: Path) -> MediaResult:
-    """Write previews of the ``clips`` ({clip id: span}) and ``images`` (ids) under ``out_dir/media``."""
+def extract(shards: list[Shard], clips: dict[str, Span] | None, images: set[str] | None, out_dir: Path,
+            jobs: int = 1) -> MediaResult:
+    """Write previews of the ``clips`` ({clip id: span}) and ``images`` (ids) under ``out_dir/media``;
+    ``jobs`` processes encode the audio previews (the same files whatever the number)."""
     result = MediaResult()
     keep: set[Path] = set()
     if clips is not None:
-        result.urls[schema.MUSIC] = _audio_previews(shards, clips, out_dir, result, keep)
+        result.urls[schema.MUSIC] = _audio_previews(shards, clips, out_dir, result, keep, jobs)
     if images is not None:
         result.urls[schema.IMAGES] = _image_previews(shards, images, out_dir, result, keep)
     result.removed = _prune(out_dir / MEDIA_DIR, keep)
@@ -110,15 +113,16 @@ def extract(shards: list[Shard], clips: dict[str, Span] | None, images: set[str]
 
 
 def _audio_previews(shards: list[Shard], clips: dict[str, Span], out_dir: Path, result: MediaResult,
-                    keep: set[Path]) -> dict[str, str]:
+                    keep: set[Path], jobs: int) -> dict[str, str]:
     urls: dict[str, str] = {}
     folder = out_dir / MEDIA_DIR / SUBDIR[schema.MUSIC]
     music = shards_of(shards, schema.MUSIC)
-    for split in sorted({s.split for s in music}):
-        merged = _merged([s for s in music if s.split == split], "clip_id", "audio", set(clips))
-        for _, group in itertools.groupby(merged, key=lambda kv: clips[kv[0]].song_id):
-            for run in _runs(list(group), clips):
-                urls.update(_write_preview(run, clips, folder, out_dir, result, keep))
+    with _Pool(jobs) as pool:
+        for split in sorted({s.split for s in music}):
+            merged = _merged([s for s in music if s.split == split], "clip_id", "audio", set(clips))
+            for _, group in itertools.groupby(merged, key=lambda kv: clips[kv[0]].song_id):
+                for run in _runs(list(group), clips):
+                    _preview(run, clips, folder, out_dir, result, keep, urls, pool)
     return urls
 
 
@@ -146,59 +150,126 @@ def _runs(group: list[tuple[str, bytes | None]], clips: dict[str, Span]) -> Iter
         yield run
 
 
-def _write_preview(run: list[tuple[str, bytes | None]], clips: dict[str, Span], folder: Path, out_dir: Path,
-                   result: MediaResult, keep: set[Path]) -> dict[str, str]:
-    """One preview file for a run of clips; {clip id: URL of its window}."""
+def _preview(run: list[tuple[str, bytes | None]], clips: dict[str, Span], folder: Path, out_dir: Path,
+             result: MediaResult, keep: set[Path], urls: dict[str, str], pool: "_Pool") -> None:
+    """One preview file for a run of clips (named by a hash of what it holds, so an existing one is
+    reused); each clip's URL is its window of it."""
     usable = [(i, d) for i, d in run if d]
     result.missing[schema.MUSIC] = result.missing.get(schema.MUSIC, 0) + len(run) - len(usable)
     if not usable:
-        return {}
+        return
     digest = hashlib.sha256()
     for item_id, data in usable:
         digest.update(f"{item_id}\x00{clips[item_id]}\x00{len(data)}\x00".encode() + hashlib.sha256(data).digest())
     path = folder / (digest.hexdigest()[:24] + PREVIEW_SUFFIX)
     start = min(clips[i].start_s for i, _ in usable)
-    if not (path.exists() and path.stat().st_size > 0):
-        samples, placed = _assemble(usable, clips, start)
-        result.missing[schema.MUSIC] += len(usable) - len(placed)
+    source = sum(len(d) for _, d in usable)
+
+    def done(placed: list[str] | None) -> None:
+        if placed is None:  # reused
+            result.reused += 1
+            placed = [i for i, _ in usable]
+        else:
+            result.written += int(bool(placed))
+            result.missing[schema.MUSIC] += len(usable) - len(placed)
         if not placed:
-            return {}
-        usable = [(i, d) for i, d in usable if i in placed]
-        _write_file(path, codecs.CODECS["opus"].write(samples, PREVIEW_RATE, PREVIEW_KBPS), result)
+            return
+        keep.add(path)
+        result.bytes += path.stat().st_size
+        result.source_bytes += source
+        rel = path.relative_to(out_dir).as_posix()
+        urls.update({i: f"{rel}#t={clips[i].start_s - start:.3f},{clips[i].end_s - start:.3f}" for i in placed})
+
+    if path.exists() and path.stat().st_size > 0:
+        done(None)
     else:
-        result.reused += 1
-    keep.add(path)
-    result.bytes += path.stat().st_size
-    result.source_bytes += sum(len(d) for _, d in usable)
-    rel = path.relative_to(out_dir).as_posix()
-    return {i: f"{rel}#t={clips[i].start_s - start:.3f},{clips[i].end_s - start:.3f}" for i, _ in usable}
+        pool.submit(_write_preview, (usable, {i: clips[i] for i, _ in usable}, start, str(path)), done)
 
 
-def _assemble(run: list[tuple[str, bytes]], clips: dict[str, Span], start: float) -> tuple[np.ndarray, set[str]]:
-    """The run's stretch of the song at PREVIEW_RATE, each clip decoded into its place; clips that do
-    not decode are left out (their time stays silent unless another clip covers it)."""
+def _write_preview(run: list[tuple[str, bytes]], clips: dict[str, Span], start: float, path: str) -> list[str]:
+    """Put the run's stretch of the song together from its clips, encode it as the preview, write
+    it; returns the clips placed (those that decode).
+
+    Each clip is decoded only up to where the next one starts (the clips are windows of one song:
+    the next one holds what follows), so each moment is decoded about once, not six times; the
+    stretch is resampled once, whole, so no resampler edge falls on a join.
+    """
+    run = sorted(run, key=lambda kv: (clips[kv[0]].start_s, kv[0]))
     end = max(clips[i].end_s for i, _ in run)
-    out = np.zeros(int(round((end - start) * PREVIEW_RATE)), dtype=np.float32)
-    placed = set()
-    for item_id, data in run:
+    out, rate, placed = None, 0, []
+    for k, (item_id, data) in enumerate(run):
+        span = clips[item_id]
+        upto = span.end_s if k + 1 == len(run) else min(span.end_s, max(span.start_s, clips[run[k + 1][0]].start_s))
         try:
-            x = _mono_at(data, PREVIEW_RATE)
+            x, sr = _decode_head(data, upto - span.start_s)
         except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as e:
             log.warning("clip %r does not decode, left out of its preview: %s", item_id, e)
             continue
-        at = int(round((clips[item_id].start_s - start) * PREVIEW_RATE))
-        n = min(len(x), len(out) - at)
+        if out is None:
+            out, rate = np.zeros(int(round((end - start) * sr)), dtype=np.float32), sr
+        if sr != rate:  # a folder mixing rates: this piece joins the run's rate
+            x = _resample(x, sr, rate)
+        at = int(round((span.start_s - start) * rate))
+        n = max(0, min(len(x), len(out) - at))
         out[at:at + n] = x[:n]
-        placed.add(item_id)
-    return out, placed
+        placed.append(item_id)
+    if placed:
+        preview = out if rate == PREVIEW_RATE else _resample(out, rate, PREVIEW_RATE)
+        _write_file(Path(path), codecs.CODECS["opus"].write(preview, PREVIEW_RATE, PREVIEW_KBPS))
+    return placed
 
 
-def _mono_at(data: bytes, rate: int) -> np.ndarray:
+def _decode_head(data: bytes, seconds: float) -> tuple[np.ndarray, int]:
+    """The first ``seconds`` of encoded audio, mono float32, and its rate."""
+    with sf.SoundFile(io.BytesIO(data)) as f:
+        frames = min(f.frames, int(round(seconds * f.samplerate)))
+        x = f.read(frames, dtype="float32", always_2d=True)
+        return x.mean(axis=1, dtype=np.float32), f.samplerate
+
+
+def _resample(x: np.ndarray, sr: int, rate: int) -> np.ndarray:
     import soxr
 
-    x, sr = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
-    x = x.mean(axis=1, dtype=np.float32)
-    return x if sr == rate else soxr.resample(x, sr, rate, quality="HQ").astype(np.float32)
+    return soxr.resample(x, sr, rate, quality="HQ").astype(np.float32)
+
+
+class _Pool:
+    """Jobs run here (``jobs`` 1) or in ``jobs`` processes with at most two per process in flight, so
+    memory holds a bounded number of runs; each job's ``done`` is called in submission order."""
+
+    def __init__(self, jobs: int):
+        self.jobs = max(1, jobs)
+        self.pending: collections.deque = collections.deque()
+        self.executor = None
+
+    def __enter__(self) -> "_Pool":
+        if self.jobs > 1:
+            import concurrent.futures
+            import multiprocessing
+
+            # spawn: a fork of a process holding Arrow's and BLAS's threads can hang
+            self.executor = concurrent.futures.ProcessPoolExecutor(self.jobs, mp_context=multiprocessing.get_context("spawn"))
+        return self
+
+    def submit(self, fn, args: tuple, done) -> None:
+        if self.executor is None:
+            done(fn(*args))
+            return
+        self.pending.append((self.executor.submit(fn, *args), done))
+        while len(self.pending) > 2 * self.jobs:
+            self._finish_one()
+
+    def _finish_one(self) -> None:
+        future, done = self.pending.popleft()
+        done(future.result())
+
+    def __exit__(self, *exc) -> None:
+        try:
+            while self.pending and exc[0] is None:
+                self._finish_one()
+        finally:
+            if self.executor is not None:
+                self.executor.shutdown(cancel_futures=True)
 
 
 # --- images --------------------------------------------------------------------------------------
@@ -219,7 +290,8 @@ def _image_previews(shards: list[Shard], ids: set[str], out_dir: Path, result: M
         if path.exists() and path.stat().st_size == len(shown):
             result.reused += 1
         else:
-            _write_file(path, shown, result)
+            _write_file(path, shown)
+            result.written += 1
         keep.add(path)
         urls[item_id] = path.relative_to(out_dir).as_posix()
         result.bytes += len(shown)
@@ -261,12 +333,11 @@ def _media_values(shards: list[Shard], id_column: str, column: str, ids: set[str
                     yield item_id, value
 
 
-def _write_file(path: Path, data: bytes, result: MediaResult) -> None:
+def _write_file(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_bytes(data)
     tmp.replace(path)  # a killed run leaves the old file or the new one, never half of one
-    result.written += 1
 
 
 def _prune(media_dir: Path, keep: set[Path]) -> int:
