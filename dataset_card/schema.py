@@ -39,7 +39,8 @@ _DESCRIPTORS = {k: datasets.Value(v) for k, v in DESCRIPTOR_FIELDS.items()}
 # order, named once here (and in the card), not per row; `tags` the caption words they pass
 # (captioner.content). A run with --tagger none leaves tag_probs null and tags empty.
 TAG_VOCABULARIES: dict[str, tuple[str, ...]] = {key: VOCABULARIES[model] for model, key in ROW_KEYS.items()}
-_TAG_PROBS = {k: datasets.List(datasets.Value("float32"), length=len(v)) for k, v in TAG_VOCABULARIES.items()}
+# Variable-length lists: parquet has no fixed-size list, and pyarrow cannot read a null row of one back.
+_TAG_PROBS = {k: datasets.List(datasets.Value("float32")) for k in TAG_VOCABULARIES}
 
 FEATURES: dict[str, datasets.Features] = {
     MUSIC: datasets.Features(

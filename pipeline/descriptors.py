@@ -265,7 +265,9 @@ def clip_descriptors(a: SongAnalysis, start_s: float, end_s: float) -> dict:
     out.update(_rhythm(env, a.sr, a.hop, seconds))
     out.update(_key(a.chroma[:, sl], ms))
     out.update(_texture(a, sl, ms, seconds))
-    return {k: out[k] for k in DESCRIPTOR_FIELDS}  # KeyError here means the schema moved on
+    # As stored (float32 columns): every reader, the captioners in the pipeline included, then sees the
+    # same values (1.4999999999999998 onsets/s is 1.5 in the table, on the other side of a band edge).
+    return {k: out[k] if isinstance(out[k], str) else float(np.float32(out[k])) for k in DESCRIPTOR_FIELDS}
 
 
 def _level(ms: np.ndarray) -> dict:

@@ -307,7 +307,7 @@ def test_a_rank_reads_only_its_row_groups_and_columns(tmp_path, monkeypatch):
     mine = {ids[4], ids[5]}  # both in the second row group
     got = [c.clip_id for b in loader.batches([shard], mine, DescriptorCaptioner(), 4) for c in b.clips]
     assert sorted(got) == sorted(mine)
-    assert reads == [(1, ("clip_id", "descriptors", "valence", "arousal"))]
+    assert reads == [(1, ("clip_id", "descriptors", "valence", "arousal", "tag_probs"))]  # null tag_probs read back
     reads.clear()
     listener = DescriptorCaptioner()
     listener.needs_audio = True
