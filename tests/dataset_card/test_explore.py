@@ -162,6 +162,28 @@ def test_a_preview_joins_overlapping_clips_without_a_seam(tmp_path):
     assert max(errors) < 0.25 * 0.3 / np.sqrt(2)
 
 
+def test_reading_media_holds_a_batch_not_the_shard(tmp_path):
+    """A 128 MB shard (row groups of 16 MB) is streamed: Arrow holds about a row group's worth (26 MB
+    measured); with pyarrow's default pre-buffering it kept every byte read until the reader closed."""
+    from dataset_card.explore import media as M
+    from dataset_card.tables import find_shards
+
+    rng = np.random.default_rng(0)
+    rows = make_rows()
+    blob = rng.integers(0, 255, 512 << 10, dtype=np.uint8).tobytes()
+    rows[schema.MUSIC] = [{**rows[schema.MUSIC][0], "clip_id": f"s1-{i:03d}", "split": "train",
+                           "audio": {"bytes": blob[i:] + blob[:i], "path": "x.opus"}} for i in range(256)]
+    run = write_run(tmp_path / "run", rows)
+    shard = run / "data" / "music" / "train-00000-of-00001.parquet"
+    pq.write_table(pq.read_table(shard), shard, row_group_size=32, compression="none", use_dictionary=False)
+    music = [s for s in find_shards(run) if s.table == schema.MUSIC]
+    peak, seen = 0, 0
+    for _, value in M._media_values(music, "clip_id", "audio", {r["clip_id"] for r in rows[schema.MUSIC]}):
+        seen += len(value["bytes"])
+        peak = max(peak, pa.total_allocated_bytes())
+    assert seen == 256 * (512 << 10) and peak < 48 << 20, peak
+
+
 def test_clips_with_a_gap_get_separate_previews_and_a_bad_clip_is_counted(tmp_path):
     rows = make_rows()
     s1 = [r for r in rows[schema.MUSIC] if r["song_id"] == "s1"]
