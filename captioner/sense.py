@@ -109,8 +109,12 @@ def _is_word(token: str, known: frozenset[str]) -> bool:
         return True
     if any(re.search(gb, token) and re.sub(gb, us, token) in known for gb, us in _BRITISH):
         return True
+    if token.endswith("ness") and len(token) > 6:  # a noun of a known adjective: upbeatness, heartedness
+        stem = token[:-4]
+        if stem in known or (stem.endswith("i") and stem[:-1] + "y" in known):
+            return True
     parts = [p for p in token.split("-") if p]
-    return len(parts) > 1 and all(_is_word(p, known) for p in parts)
+    return len(parts) > 1 and ("".join(parts) in known or all(_is_word(p, known) for p in parts))
 
 
 def non_words(text: str) -> list[str]:
