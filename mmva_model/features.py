@@ -197,7 +197,7 @@ def _fill(split: TableSplit, encoders: dict[str, Encoder], entries: dict[str, Ca
     missing = [k for k in range(first.n_chunks) if k not in have]
     here = device.type == "cpu"
     if workers and missing:
-        _warm_up(split, encoders, first.chunk_rows(missing[0]).start, device)
+        warm_up(split, encoders, device, first.chunk_rows(missing[0]).start)
     loader = DataLoader(PreparedRows(split, encoders, collect_errors=True), batch_sampler=first.batches(missing),
                         num_workers=workers, collate_fn=CacheCollate(encoders, frozen_here=here),
                         generator=own_generator(), prefetch_factor=2 if workers else None)
@@ -223,10 +223,10 @@ def _fill(split: TableSplit, encoders: dict[str, Encoder], entries: dict[str, Ca
         entry.finish()
 
 
-def _warm_up(split: TableSplit, encoders: dict[str, Encoder], row: int, device: torch.device) -> None:
-    """One row through every step in this process before the workers fork, so that they inherit
-    its one-time set-ups instead of each doing them again (librosa's lazily imported modules
-    alone cost 5 CPU seconds per process; the folded EfficientNet; oneDNN's kernels)."""
+def warm_up(split: TableSplit, encoders: dict[str, Encoder], device: torch.device, row: int = 0) -> None:
+    """One row through every step in this process (before the workers fork, so that they inherit
+    its one-time set-ups instead of each doing them again: librosa's lazily imported modules alone
+    cost 1.5-5 CPU seconds per process; the folded EfficientNet; oneDNN's kernels)."""
     _, prepared, _ = PreparedRows(split, encoders, collect_errors=True)[row]
     if prepared is not None:
         frozen_for_cache(encoders, {m: encoders[m].collate([prepared[m]]) for m in encoders}, device)
