@@ -153,10 +153,11 @@ def test_gradient_accumulation_and_early_stopping(demo_data, tmp_path):
     accum = train.run(tiny_args(demo_data, tmp_path / "a", tmp_path / "cache", "--set", "train.steps=2",
                                 "--set", "train.grad_accum=2"))
     assert accum.step == 2 and len(train_losses(tmp_path / "a")) == 2
-    # lr 0: validation never improves after the first evaluation, so patience 1 stops at step 6.
+    # lr 0: the weights stay put, so validation barely moves (batch-norm statistics still do, so it may
+    # improve once or twice by chance); patience 1 stops one evaluation (3 steps) after the best.
     flat = train.run(tiny_args(demo_data, tmp_path / "e", tmp_path / "cache", "--set", "train.steps=30",
                                "--set", "train.lr=0", "--set", "train.patience=1"))
-    assert flat.stopped_early and (flat.step, flat.best_step) == (6, 3)
+    assert flat.stopped_early and flat.step == flat.best_step + 3 and flat.step < 30
     assert (tmp_path / "e" / "last").is_dir()
 
 
