@@ -69,7 +69,7 @@ class TableSplit:
     ids: list[str]
     va: np.ndarray  # (N, 2) float32
     fingerprint: str
-    media: MediaColumn | None = None
+    media: MediaColumn
 
     def __len__(self) -> int:
         return len(self.ids)
