@@ -149,3 +149,15 @@ def test_training_on_a_run_folder_leaves_the_datasets_cache_empty(demo_data, tmp
     assert proc.returncode == 0, proc.stderr[-3000:]
     written = [p for p in hf.rglob("*") if p.is_file()] if hf.exists() else []
     assert written == []
+
+
+def test_the_cache_command_fills_what_training_and_evaluation_read(demo_data, tmp_path, capsys):
+    from mmva_model import cache, train
+
+    assert cache.main(["--config", "tiny", "--data", str(demo_data), "--cache_dir", str(tmp_path / "cache"),
+                       "--workers", "0", "--no_progress"]) == 0
+    assert "test/images:" in capsys.readouterr().out
+    entries = sorted(p.name for p in (tmp_path / "cache").iterdir())
+    assert len(entries) == 9 and all((tmp_path / "cache" / e / "complete.json").is_file() for e in entries)
+    train.run(tiny_args(demo_data, tmp_path / "train", tmp_path / "cache", "--set", "train.steps=1"))
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == entries  # the same keys: no entry of its own
