@@ -64,7 +64,9 @@ class ParquetMedia:
         if self._pid != os.getpid():  # a forked DataLoader worker opens its own handles
             self._pid, self._handles, self._held = os.getpid(), {}, (-1, None)
         if f not in self._handles:
-            self._handles[f] = pq.ParquetFile(self.files[f], memory_map=True)
+            # Plain reads, not a memory map: mapped pages of the file stay in this process's RSS
+            # (411 MB after reading a 340 MB shard once, against a steady ~100 MB read this way).
+            self._handles[f] = pq.ParquetFile(self.files[f], memory_map=False, pre_buffer=False)
         return self._handles[f]
 
     def __getstate__(self) -> dict:
