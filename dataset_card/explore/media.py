@@ -251,7 +251,8 @@ class _Pool:
             import multiprocessing
 
             # spawn: a fork of a process holding Arrow's and BLAS's threads can hang
-            self.executor = concurrent.futures.ProcessPoolExecutor(self.jobs, mp_context=multiprocessing.get_context("spawn"))
+            self.executor = concurrent.futures.ProcessPoolExecutor(
+                self.jobs, mp_context=multiprocessing.get_context("spawn"))
         return self
 
     def submit(self, fn, args: tuple, done) -> None:

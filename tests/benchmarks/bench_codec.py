@@ -86,7 +86,8 @@ def changes(ref: list[dict], got: list[dict]) -> dict:
     same = lambda f: round(float(np.mean([f(r, g) for r, g in zip(ref, got)])), 3)  # noqa: E731
     out["key_same"] = same(lambda r, g: r["key"] == g["key"])
     out["mode_same"] = same(lambda r, g: r["mode"] == g["mode"])
-    out["tempo_within_2pct"] = same(lambda r, g: abs(g["tempo_bpm"] - r["tempo_bpm"]) <= 0.02 * max(r["tempo_bpm"], 1.0))
+    out["tempo_within_2pct"] = same(
+        lambda r, g: abs(g["tempo_bpm"] - r["tempo_bpm"]) <= 0.02 * max(r["tempo_bpm"], 1.0))
     return out
 
 

@@ -66,7 +66,8 @@ def test_same_bytes_across_runs_processes_and_thread_counts(fmt, tmp_path):
         two = encode(x, 44100, fmt)
     np.save(tmp_path / "x.npy", x)
     script = (f"import sys, numpy as np; from dataset_card.codecs import AudioFormat, encode; "
-              f"sys.stdout.buffer.write(encode(np.load({str(tmp_path / 'x.npy')!r}), 44100, AudioFormat({fmt.codec!r})))")
+              f"x = np.load({str(tmp_path / 'x.npy')!r}); "
+              f"sys.stdout.buffer.write(encode(x, 44100, AudioFormat({fmt.codec!r})))")
     other = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, check=True,
                            env={"OMP_NUM_THREADS": "2", "PATH": "/usr/bin:/bin"}).stdout
     assert one == two == other  # libsndfile numbers Ogg streams at random: the serial is fixed
