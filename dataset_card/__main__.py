@@ -44,7 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="show N random clips (and up to N images, their paired ones first), with only "
                         "their media: a small folder to copy elsewhere")
     e.add_argument("--seed", type=int, default=0, help="seed of --sample's draw (default 0)")
-    e.add_argument("--jobs", type=int, default=len(os.sched_getaffinity(0)), metavar="N",
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    e.add_argument("--jobs", type=int, default=cores, metavar="N",
                    help="processes encoding the audio previews (default: every core this process may use)")
     e.add_argument("--no-media", dest="media", action="store_false",
                    help="write no previews: a quick page of VA, captions, pairs and failures that plays nothing "
