@@ -194,12 +194,6 @@ def _voice(passing: dict[str, float], sung: float | None) -> str | None:
     return specific[0] if specific else ("vocals" if "vocals" in passing else None)
 
 
-def supported(probabilities: Mapping[str, Any] | None, word: ContentWord) -> bool | None:
-    """Whether the tags let a caption claim ``word`` (None: the clip was not tagged)."""
-    e = evidence(probabilities, word)
-    return None if e is None else e >= word.support
-
-
 def sung_evidence(probabilities: Mapping[str, Any] | None) -> float | None:
     """The strongest evidence of any singing voice (for "instrumental" claims)."""
     return evidence(probabilities, BY_PHRASE["vocals"])
