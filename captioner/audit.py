@@ -57,11 +57,12 @@ class CaptionFlags:
     forbidden: tuple[str, ...]  # "lyrics", "singer", "instrument", "genre"
     non_words: tuple[str, ...] = ()  # words that are not English words (captioner.sense)
     misused: tuple[str, ...] = ()  # vocabulary words where English needs a noun: "noise of cleaning"
+    names: tuple[str, ...] = ()  # capitalised words inside a sentence: invented titles, bands
 
     @property
     def any(self) -> bool:
         return self.repeated_phrase or self.self_contradiction or bool(
-            self.grounding_failures or self.forbidden or self.non_words or self.misused)
+            self.grounding_failures or self.forbidden or self.non_words or self.misused or self.names)
 
 
 def words(text: str) -> list[str]:
@@ -109,6 +110,7 @@ def flag_caption(caption: str, descriptors: dict | None, valence: float | None,
         forbidden=forbidden(text, hears_audio(captioner_id), tagged=bool(tags)),
         non_words=senseless.non_words,
         misused=senseless.misused,
+        names=() if hears_audio(captioner_id) else tuple(sense.invented_names(text)),
     )
 
 
@@ -153,6 +155,8 @@ class _Tally:
     with_non_word: int = 0
     misused: Counter = field(default_factory=Counter)
     with_misused: int = 0
+    names: Counter = field(default_factory=Counter)
+    with_name: int = 0
     naming: Counter = field(default_factory=Counter)  # category -> captions naming one
 
     def add(self, caption: str, descriptors: dict | None, valence, arousal, captioner_id: str, hears: bool,
@@ -187,7 +191,10 @@ class _Tally:
         self.with_non_word += bool(senseless.non_words)
         self.misused.update(senseless.misused)
         self.with_misused += bool(senseless.misused)
-        self.flagged += bool(rep or con or g.failures or bad or not senseless.ok)
+        names = () if hears else sense.invented_names(caption)
+        self.names.update(names)
+        self.with_name += bool(names)
+        self.flagged += bool(rep or con or g.failures or bad or not senseless.ok or names)
         if mood_claims(caption):
             self.with_mood += 1
             if "mood" not in g.unchecked:
@@ -221,6 +228,8 @@ class _Tally:
             "non_words": dict(self.non_words.most_common(TOP_WORDS)),
             "misused_share": self.with_misused / n,
             "misused": dict(self.misused.most_common(TOP_WORDS)),
+            "name_share": self.with_name / n,
+            "names": dict(self.names.most_common(TOP_WORDS)),
             "flagged_share": self.flagged / n,
             "hears_audio": hears,
             "mood_source": mood_source(captioner_id),
@@ -370,6 +379,7 @@ ROWS: tuple[tuple[str, Any], ...] = (
     ("forbidden content", lambda r: _counts(r["forbidden"])),
     ("with a non-English word", lambda r: _share_and_top(r["non_word_share"], r["non_words"])),
     ("with a vocabulary word misused", lambda r: _share_and_top(r["misused_share"], r["misused"])),
+    ("with a name inside a sentence", lambda r: _share_and_top(r.get("name_share", 0.0), r.get("names", {}))),
     ("mood words from", lambda r: r["mood_source"]),
     ("mood words fit the VA label", lambda r: r["mood_fits_label_share"]),
 )

@@ -72,6 +72,11 @@ DRUMS = (0.06, 0.03)
 PIANO = (0.35, 0.2)
 
 
+# A performer's sex is something only a voice can tell a captioner that does not see the players, so
+# "a male drummer" or "a female musician" claims the gendered voice and needs its evidence.
+PERFORMER = {"female": ("female", "woman", "women", "girl", "girls", "she", "her"),
+             "male": ("male", "man", "men", "guy", "guys", "boy", "boys", "he", "his", "him")}
+
 # Decades, "beautiful", "catchy", tempo and loudness tags are left out: the descriptors measure
 # tempo and level, VA labels give the mood, and a decade is not something a clip's sound proves.
 WORDS: tuple[ContentWord, ...] = (
@@ -89,9 +94,9 @@ WORDS: tuple[ContentWord, ...] = (
     _w("synthesizer", INSTRUMENT, ("synth",), synonyms=("synthesizers", "synth", "synths")),
     # voice
     _w("female vocals", VOICE, ("female", "woman", "female vocal", "female voice"),
-       ("female vocalists", "female vocalist"), ("female voice", "female singer", "woman singing")),
+       ("female vocalists", "female vocalist"), ("female voice", "female singer", "woman singing", *PERFORMER["female"])),
     _w("male vocals", VOICE, ("male", "man", "male vocal", "male voice"), ("male vocalists",),
-       ("male voice", "male singer", "man singing")),
+       ("male voice", "male singer", "man singing", *PERFORMER["male"])),
     _w("choir", VOICE, ("choir", "choral"), synonyms=("choral", "chorus of voices")),
     # any sung voice is evidence of vocals: the gendered and choir tags count too
     _w("vocals", VOICE, ("vocal", "vocals", "singing", "voice", "female", "woman", "female vocal", "female voice",

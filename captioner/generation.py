@@ -95,6 +95,16 @@ def add_generation_flags(parser, prefix: str = "") -> None:
     parser.add_argument(f"--{prefix}random_weights", action="store_true", default=None,
                         help="audio-llm: random weights from the model's config, for speed benchmarks only "
                              "(captions are noise)")
+    parser.add_argument(f"--{prefix}prompt_design", choices=("tags", "draft"), default=None,
+                        help="tags-llm prompt: 'tags' = the clip's facts as tag lines to write up; 'draft' = the "
+                             "descriptor template's caption to rewrite (see docs/captioner.md, 'Choosing the LLM')")
+    parser.add_argument(f"--{prefix}constrain", action=argparse.BooleanOptionalAction, default=None,
+                        help="tags-llm: keep out, while decoding, every phrase the grounding check would reject "
+                             "for the clip (default on; see captioner.constraints). Recorded in the captioner id "
+                             "when off")
+    parser.add_argument(f"--{prefix}content_boost", type=float, default=None,
+                        help="tags-llm: logit added to each genre, instrument or voice word the clip's tags pass "
+                             "until the caption names it (default 3; 0 off; needs constraints on)")
     parser.add_argument(f"--{prefix}mood", choices=("labels", "none"), default=None,
                         help="where caption mood words come from: 'labels' (default) = the clip's VA labels "
                         "(captions then carry their label); 'none' = tags-llm and descriptor write no mood words, "
@@ -105,7 +115,7 @@ def extra_from_args(args: argparse.Namespace, prefix: str = "") -> dict[str, Any
     """The flags of :func:`add_generation_flags` that were given, as ``CaptionerConfig.extra``."""
     keys = ("max_new_tokens", "min_new_tokens", "seed", "retries", "temperature", "top_p", "do_sample", "dtype",
             "trust_remote_code", "revision", "attn_implementation", "cache_implementation", "random_weights",
-            "mood")
+            "mood", "constrain", "prompt_design", "content_boost")
     # `is not None`, not truthiness: --retries 0 and --seed 0 are real values.
     return {k: getattr(args, prefix + k) for k in keys if getattr(args, prefix + k, None) is not None}
 

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from captioner import content
-from captioner.vocab import MOOD_LEXICON, NO_PULSE_PHRASES, SCALES, mood_problem, phrase_pattern
+from captioner.vocab import (KEY_MIN_STRENGTH, MOOD_LEXICON, NO_PULSE_PHRASES, SCALES, TEMPO_MIN_BEAT_STRENGTH,
+                             key_is_confident, mood_problem, phrase_pattern, tempo_is_confident)
 
 # Minimum BPM slack: a stated BPM within max(this, 10 % of the measured tempo) is fine.
 MIN_BPM_SLACK = 8.0
@@ -46,6 +47,8 @@ _BPM = re.compile(r"(\d+(?:\.\d+)?)\s*(?:-\s*)?(?:bpm|beats per minute|beats a m
 _PITCH = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
 # The note letter is case-sensitive so the article "a minor ..." is not read as A minor.
 KEY_PATTERN = re.compile(r"\b([A-G])(#|♯|b|♭|-sharp|-flat| sharp| flat)?[ -](?i:(major|minor))\b")
+# A tonic without a mode ("in E flat", "in C#;"): lowercase "in", so "In a minute" is no claim.
+TONIC_PATTERN = re.compile(r"\bin ([A-G])(#|♯|b|♭|-sharp|-flat| sharp| flat)?+(?![\w#♯♭-])(?!\s*(?i:major|minor))")
 _MODE = re.compile(r"\b(major|minor)[ -](?:key|mode|tonality|scale)\b", re.IGNORECASE)
 
 
@@ -89,7 +92,7 @@ def ground(text: str, descriptors: dict[str, Any] | None, valence: float | None 
         if x is None:
             unchecked.append(name)
             continue
-        problem = _tempo_problem(text, x) if name == "tempo" else _scale_problem(text, name, x)
+        problem = _tempo_problem(text, x, descriptors) if name == "tempo" else _scale_problem(text, name, x)
         if problem:
             failures[name] = problem
     key_result = _key_problem(text, descriptors or {})
@@ -135,10 +138,14 @@ def _scale_problem(text: str, name: str, x: float) -> str:
     return ""
 
 
-def _tempo_problem(text: str, bpm: float) -> str:
+def _tempo_problem(text: str, bpm: float, d: dict[str, Any]) -> str:
     if bpm <= 0:  # no pulse measured: no BPM and no tempo band may be claimed
         stated = _BPM.search(text) or next(iter(_PATTERNS["tempo"].finditer(text)), None)
         return f"states {stated.group(0)!r}, but the clip has no steady pulse" if stated else ""
+    number = _BPM.search(text)
+    if number and d.get("beat_strength") is not None and not tempo_is_confident(d):
+        return (f"states {number.group(0)!r}, but the tempo estimate is too weak to state (beat strength "
+                f"{float(d['beat_strength']):.2f} < {TEMPO_MIN_BEAT_STRENGTH})")
     slack = max(MIN_BPM_SLACK, BPM_TOLERANCE * bpm)
     for m in _BPM.finditer(text):
         if abs(float(m.group(1)) - bpm) > slack:
@@ -162,9 +169,16 @@ def _key_problem(text: str, d: dict[str, Any]) -> str | None:
     if _number(d, "key_strength") == 0.0:
         return None  # no pitch content (silence): the key is a placeholder, not a measurement
     measured = _pitch_class(key[0], key[1:] or None)
+    stated = KEY_PATTERN.search(text) or TONIC_PATTERN.search(text) or _MODE.search(text)
+    if stated and d.get("key_strength") is not None and not key_is_confident(d):
+        return (f"states {stated.group(0)!r}, but the key estimate is too weak to state (key strength "
+                f"{float(d['key_strength']):.2f} < {KEY_MIN_STRENGTH})")
     for m in KEY_PATTERN.finditer(text):
         if _pitch_class(m.group(1), m.group(2)) != measured or m.group(3).lower() != mode:
             return f"states {m.group(0)!r}, measured {key} {mode}"
+    for m in TONIC_PATTERN.finditer(text):
+        if _pitch_class(m.group(1), m.group(2)) != measured:
+            return f"states a key of {m.group(0)[3:]!r}, measured {key} {mode}"
     for m in _MODE.finditer(text):
         if m.group(1).lower() != mode:
             return f"states {m.group(0)!r}, measured {key} {mode}"
@@ -221,6 +235,9 @@ FORBIDDEN_UNHEARD = {
 }
 _UNTAGGED = {category: tuple(p for w in content.WORDS if w.category == category for p in w.phrases)
              for category in content.CATEGORIES}
+# Instruments are written in the plural too ("xylophones"); "brass" and "orchestral" have none.
+FORBIDDEN_UNHEARD["instrument"] += tuple(f"{w}s" for w in FORBIDDEN_UNHEARD["instrument"]
+                                         if not w.endswith(("s", "al")))
 _FORBIDDEN = {name: phrase_pattern(words) for name, words in {**FORBIDDEN_ALWAYS, **FORBIDDEN_UNHEARD}.items()}
 _FORBIDDEN_UNTAGGED = {category: phrase_pattern(words) for category, words in _UNTAGGED.items()}
 

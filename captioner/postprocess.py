@@ -24,6 +24,7 @@ TOO_LONG = "caption_too_long"
 REPETITIVE = "caption_repetitive"
 NON_WORD = "caption_non_word"  # a word that is not English (captioner.sense)
 NONSENSE = "caption_nonsense"  # a vocabulary word where English needs a noun: "noise of cleaning"
+INVENTED_NAME = "caption_invented_name"  # a title, band or place inside a sentence (captioner.sense)
 CONTRADICTORY = "caption_self_contradiction"
 FORBIDDEN = "caption_forbidden_content"
 UNGROUNDED = "caption_ungrounded_{}"  # .format(attribute): tempo, key, mood, loudness, timbre, ...
@@ -109,6 +110,9 @@ def check(text: str, descriptors: dict[str, Any] | None, valence: float | None, 
         return Checked(None, NON_WORD, f"not English words: {', '.join(senseless.non_words)}: {text[:80]!r}")
     if senseless.misused:
         return Checked(None, NONSENSE, f"vocabulary misused: {'; '.join(senseless.misused)}: {text[:80]!r}")
+    names = [] if hears_audio else sense.invented_names(text)
+    if names:
+        return Checked(None, INVENTED_NAME, f"names {', '.join(names)}, which it cannot know: {text[:80]!r}")
     con = contradictions(text)
     if con:
         name, what = next(iter(con.items()))

@@ -21,6 +21,8 @@ from captioner.vocab import SCALES, has_pulse, key_is_confident, mood_words, tem
 # tags-v3: genre, instruments and voice from the music tagger; key and tempo only when measured
 # confidently; examples that name what their tags hear.
 PROMPT_VERSION = "tags-v3"
+# draft-v1: the descriptor template's caption, rewritten by the model (see draft_messages).
+DRAFT_PROMPT_VERSION = "draft-v1"
 # audio-v2: the release's caption style (genre, instruments, performance, recording quality,
 # mood) with the measured facts the caption must not contradict. audio-v3: every fact the
 # descriptors support, and a style example free of timbre and loudness words (which the
@@ -222,6 +224,36 @@ def tags_messages(descriptors: dict[str, Any], valence: float, arousal: float, v
         messages.append({"role": "assistant", "content": ex.answer if mood else ex.answer_without_mood})
     messages.append({"role": "user", "content": tags_for(descriptors, valence, arousal, variant, mood, tags=tags).render()})
     return messages
+
+
+SYSTEM_DRAFT = (
+    "You rewrite captions of music clips. Say what the draft says in your own words and order, in one or "
+    "two plain English sentences; you may leave details out, but add nothing the draft does not say."
+)
+
+
+def draft_messages(descriptors: dict[str, Any], valence: float, arousal: float, variant: int = 0,
+                   mood: bool = True, tags: dict[str, Any] | None = None) -> list[dict[str, str]]:
+    """The draft design: the descriptor template's caption of the clip, for the model to rewrite.
+
+    A small model paraphrases a well-formed sentence far more reliably than it composes one from tag
+    lines (docs/captioner.md, "Choosing the LLM"); the worked examples pair each example clip's
+    template caption with its hand-written answer."""
+    from captioner.backends.descriptor import describe  # the backend imports this module
+
+    messages = [{"role": "system", "content": SYSTEM_DRAFT}]
+    for ex in examples_for(variant):
+        draft = describe(ex.descriptors, ex.valence, ex.arousal, mood, ex.tags)
+        messages.append({"role": "user", "content": f"Draft: {draft}"})
+        messages.append({"role": "assistant", "content": ex.answer if mood else ex.answer_without_mood})
+    messages.append({"role": "user", "content": f"Draft: {describe(descriptors, valence, arousal, mood, tags)}"})
+    return messages
+
+
+# Prompt design -> (chat builder, version that goes into the captioner id).
+PROMPT_DESIGNS = {"tags": (tags_messages, PROMPT_VERSION), "draft": (draft_messages, DRAFT_PROMPT_VERSION)}
+DEFAULT_DESIGN = "draft"  # chosen by figures: docs/captioner.md, "Choosing the LLM"
+DEFAULT_PROMPT_VERSION = PROMPT_DESIGNS[DEFAULT_DESIGN][1]
 
 
 def plain_prompt(messages: list[dict[str, str]]) -> str:

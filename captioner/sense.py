@@ -164,6 +164,34 @@ def misused_vocabulary(text: str) -> list[str]:
     return out
 
 
+# Capitalised words a caption may use inside a sentence: key names, units, and the vocabularies' own.
+_CAPITALS_OK = frozenset({"BPM", "I", "R&B", "Indian", "DJ", "MIDI", "EDM", "TV", "Hz", "kHz", "dB", "dBFS"})
+_KEY_LETTER = re.compile(r"^[A-G](?:#|b|♯|♭|-sharp|-flat)?(?:-major|-minor)?$")
+_SENTENCE_START = re.compile(r"(?:^|[.!?:]\s+|[\"“(]\s*)$")
+
+
+def invented_names(text: str) -> list[str]:
+    """Runs of capitalised words inside a sentence ("The Killers", "Electronic Lavalier"), in order.
+
+    A captioner told only tags cannot know a title, a band, a place or a brand, so its are invented;
+    one that hears the clip may name a Rhodes piano, so only captioners without ears are held to it
+    (:func:`captioner.postprocess.check`, the audit's flags)."""
+    out: list[str] = []
+    run: list[str] = []
+    for m in _TOKEN.finditer(text or ""):
+        word = m.group(0)
+        capital = word[:1].isupper() and word not in _CAPITALS_OK and not _KEY_LETTER.match(word)
+        if capital and not _SENTENCE_START.search(text[:m.start()]):
+            run.append(word)
+            continue
+        if run and " ".join(run) not in out:
+            out.append(" ".join(run))
+        run = []
+    if run and " ".join(run) not in out:
+        out.append(" ".join(run))
+    return out
+
+
 def check(text: str) -> SenseCheck:
     """Both checks on one caption."""
     return SenseCheck(tuple(non_words(text)), tuple(misused_vocabulary(text)))

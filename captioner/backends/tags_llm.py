@@ -16,13 +16,16 @@ caption can be grounded on (silence, missing or NaN descriptors) are rejected be
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Sequence
 
 from captioner.base import CaptionerConfig, CaptionResult, ClipForCaption, register
+from captioner.constraints import (Banned, BannedPhrases, allowed_phrases, banned_phrases, token_sequences,
+                                   wanted_sequences)
+from captioner.content import content_tags
 from captioner.generation import GenerationSettings, caption_with_retries, pick_device_dtype, seeded
 from captioner.postprocess import Checked, Limits, postprocess, unusable
-from captioner.prompts import PROMPT_VERSION, mood_setting, plain_prompt, tags_messages
+from captioner.prompts import DEFAULT_DESIGN, PROMPT_DESIGNS, mood_setting, plain_prompt
 from captioner.weights import ModelSource, WeightsMissing, load_error, resolve
 
 
@@ -43,7 +46,13 @@ class TagsLLMCaptioner:
                                            self.source.trust_kwargs(self.settings.trust_remote_code,
                                                                     self.settings.revision))
         self.model.to(self.device).eval()
-        self.id = f"tags-llm/{self.source.display_id}/{PROMPT_VERSION}+mood-{self.mood}"
+        self._banned_cache: dict[tuple[tuple[str, ...], tuple[str, ...]], Banned] = {}
+        free = "" if self.decoding.constrain else "+unconstrained"
+        design = str(config.extra.get("prompt_design") or DEFAULT_DESIGN)
+        if design not in PROMPT_DESIGNS:
+            raise ValueError(f"prompt design {design!r}: choose one of {', '.join(PROMPT_DESIGNS)}")
+        self.messages, version = PROMPT_DESIGNS[design]
+        self.id = f"tags-llm/{self.source.display_id}/{version}+mood-{self.mood}{free}"
 
     def caption(self, batch: Sequence[ClipForCaption]) -> list[CaptionResult]:
         results: list[CaptionResult | None] = [None] * len(batch)
@@ -63,7 +72,7 @@ class TagsLLMCaptioner:
     def prompt(self, clip: ClipForCaption, attempt: int = 0) -> str:
         """The full prompt text for one clip (chat template when the tokenizer has one)."""
         variant = zlib.crc32(clip.clip_id.encode("utf-8")) + attempt
-        messages = tags_messages(clip.descriptors, clip.valence, clip.arousal, variant, mood=self.mood == "labels",
+        messages = self.messages(clip.descriptors, clip.valence, clip.arousal, variant, mood=self.mood == "labels",
                                  tags=clip.tags)
         if self.tokenizer.chat_template:
             return self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
@@ -78,10 +87,26 @@ class TagsLLMCaptioner:
                              add_special_tokens=False).to(self.device)
         with seeded(self.settings.seed_for(attempt), self.device), torch.inference_mode():
             out = self.model.generate(**enc, **self.settings.generate_kwargs(attempt),
-                                      logits_processor=self.decoding.processors(enc["input_ids"].shape[1]),
+                                      logits_processor=self.decoding.processors(enc["input_ids"].shape[1],
+                                                                                self._banned(clips)),
                                       pad_token_id=self.tokenizer.pad_token_id)
         new = out[:, enc["input_ids"].shape[1]:]  # left padding: every prompt ends at the same column
         return self.tokenizer.batch_decode(new, skip_special_tokens=True)
+
+    def _banned(self, clips: Sequence[ClipForCaption]) -> list[Banned] | None:
+        """Each clip's banned token sequences (None: constraints off); cached per set of phrases."""
+        if not self.decoding.constrain:
+            return None
+        out = []
+        for c in clips:
+            phrases = banned_phrases(c.descriptors, c.valence, c.arousal, c.tags, hears_audio=False,
+                                     mood_given=self.mood == "labels")
+            words = content_tags(c.tags).words
+            if (phrases, words) not in self._banned_cache:
+                banned = token_sequences(self.tokenizer, phrases, allowed_phrases(phrases))
+                self._banned_cache[phrases, words] = replace(banned, wanted=wanted_sequences(self.tokenizer, words))
+            out.append(self._banned_cache[phrases, words])
+        return out
 
     def _check(self, clip: ClipForCaption, raw: str) -> Checked:
         return postprocess(raw, clip.descriptors, clip.valence, clip.arousal, limits=self.limits,
@@ -94,19 +119,28 @@ class AnswerDecoding:
 
     no_repeat_ngram_size: int = 3  # 0: off
     repetition_penalty: float = 1.1  # 1.0: off
+    constrain: bool = True  # keep each clip's banned phrases (captioner.constraints) out while decoding
+    content_boost: float = 3.0  # logit added to the clip's content words until written (with constrain)
 
     @classmethod
     def from_extra(cls, extra: dict[str, Any]) -> "AnswerDecoding":
         n = int(extra.get("no_repeat_ngram_size", cls.no_repeat_ngram_size))
         penalty = float(extra.get("repetition_penalty", cls.repetition_penalty))
-        if n < 0 or penalty < 1.0:
-            raise ValueError("no_repeat_ngram_size must be >= 0 and repetition_penalty >= 1")
-        return cls(n, penalty)
+        constrain = extra.get("constrain", cls.constrain)
+        if isinstance(constrain, str):
+            constrain = constrain.strip().lower() in ("1", "true", "yes", "on")
+        boost = float(extra.get("content_boost", cls.content_boost))
+        if n < 0 or penalty < 1.0 or boost < 0:
+            raise ValueError("no_repeat_ngram_size and content_boost must be >= 0 and repetition_penalty >= 1")
+        return cls(n, penalty, bool(constrain), boost)
 
-    def processors(self, prompt_len: int):
+    def processors(self, prompt_len: int, banned: Sequence[Banned] | None = None):
         from transformers import LogitsProcessorList
 
-        return LogitsProcessorList([_AnswerOnly(prompt_len, self.no_repeat_ngram_size, self.repetition_penalty)])
+        steps = [_AnswerOnly(prompt_len, self.no_repeat_ngram_size, self.repetition_penalty)]
+        if banned is not None:
+            steps.append(BannedPhrases(prompt_len, banned, self.content_boost))
+        return LogitsProcessorList(steps)
 
 
 class _AnswerOnly:

@@ -63,11 +63,21 @@ def test_grounding_holds_named_content_to_the_tags():
     assert "content" in grounding.ground("A piece for guitar.", D, tags=None).unchecked
 
 
+def test_a_performer_s_sex_claims_the_gendered_voice():
+    """"A male drummer" says a man performs: only the male-voice evidence can support that."""
+    no_voice = _probs(mtt_drums=0.4, mtt_no_vocals=0.6)
+    for text in ("A male drummer drives this rock track.", "A woman plays guitar here.",
+                 "He plays the drums hard and fast."):
+        assert "content" in grounding.ground(text, D, tags=no_voice).failures, text
+    assert grounding.ground("A male drummer drives this track.", D, tags=_probs(mtt_drums=0.4, mtt_male=0.5)).ok
+
+
 def test_forbidden_and_contradictions():
     assert grounding.forbidden("A rock piece for piano.", hears_audio=False) == ("genre", "instrument")
     assert grounding.forbidden("A rock piece for piano.", hears_audio=False, tagged=True) == ()
     assert grounding.forbidden("A rock piece for saxophone.", hears_audio=False, tagged=True) == ("instrument",)
     assert grounding.forbidden("A rock piece for saxophone.", hears_audio=True) == ()
+    assert grounding.forbidden("A rock piece with xylophones.", hears_audio=False, tagged=True) == ("instrument",)
     assert grounding.contradictions("An instrumental track with male vocals.") == {
         "voice": "'instrumental' vs 'male vocals'"}
 

@@ -15,7 +15,7 @@ from captioner import job, merge, records
 from captioner.backends.descriptor import PROMPT_VERSION as TEMPLATE_VERSION
 from captioner.base import CaptionResult
 from captioner.fallback import fallback_captioner, parse_captioner
-from captioner.prompts import PROMPT_VERSION as TAGS_VERSION
+from captioner.prompts import DEFAULT_PROMPT_VERSION as TAGS_VERSION
 from tests.e2e_helpers import accelerate_two_cpu_processes
 
 DESCRIPTOR_ID = f"descriptor/none/{TEMPLATE_VERSION}+mood-labels"  # the job's default captioner

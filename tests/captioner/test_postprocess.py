@@ -38,6 +38,8 @@ def test_grounded_captions_pass(text):
     ("A calm, warm piece in C minor at a moderate tempo. It feels serene.", pp.UNGROUNDED_KEY),
     ("A calm, warm piece in F# major at a moderate tempo. It feels serene.", pp.UNGROUNDED_KEY),
     ("A calm piece in a minor key with a warm sound and a steady rhythm.", pp.UNGROUNDED_KEY),
+    ("A calm, warm piece in E flat at a moderate tempo. It feels serene.", pp.UNGROUNDED_KEY),  # tonic only
+    ("A calm, warm piece in G; it moves at a moderate tempo and feels serene.", pp.UNGROUNDED_KEY),
     ("A calm, warm piece in C major at about 140 BPM. It feels serene.", pp.UNGROUNDED_TEMPO),
     ("A calm, warm piece in C major at a fast tempo. It feels serene.", pp.UNGROUNDED_TEMPO),
     ("A slow and calm piece in C major with a warm, serene sound.", pp.UNGROUNDED_TEMPO),
@@ -54,6 +56,7 @@ def test_enharmonic_key_and_band_edge_tempo_word_pass():
     d = dict(D, key="C#", tempo_bpm=105.0)  # 105 BPM: "moderate", but "lively" is 3 BPM away
     assert check("A calm, warm piece in Db major at a lively tempo. It feels serene.", d).ok
     assert check("A calm, warm piece in C sharp major at a moderate pace. It feels serene.", d).ok
+    assert check("A calm, warm piece in Db, at a moderate pace. In a word, it feels serene.", d).ok  # tonic only
 
 
 def test_mood_words_are_checked_per_axis_with_a_margin():
@@ -181,3 +184,16 @@ def test_self_contradiction_and_forbidden_content_are_rejected():
 def test_unusable_clips_are_named(d, v, error_type):
     assert pp.unusable(d, v, A)[0] == error_type
     assert pp.unusable(D, V, A) is None
+
+
+def test_a_key_or_bpm_too_weakly_measured_may_not_be_stated():
+    """Keys and BPM numbers are stated only where the estimate is confident (vocab.key_is_confident,
+    vocab.tempo_is_confident), even when they match the estimate."""
+    weak = dict(D, key_strength=0.5, beat_strength=2.0)
+    assert check("A calm, warm piece in C major with a steady rhythm. It feels serene.", weak).error_type \
+        == pp.UNGROUNDED_KEY
+    assert check("A calm, warm piece at about 96 BPM with a steady rhythm. It feels serene.", weak).error_type \
+        == pp.UNGROUNDED_TEMPO
+    assert check("A calm, warm piece at a moderate tempo with a steady rhythm. It feels serene.", weak).ok
+    legacy = {k: v for k, v in D.items() if k not in ("key_strength", "beat_strength")}  # older runs: no strengths
+    assert check("A calm, warm piece in C major at about 96 BPM. It feels serene.", legacy).ok

@@ -131,3 +131,20 @@ def test_postprocess_rejects_nonsense(text, error_type):
     r = pp.check(text, d, 0.7, 0.3)
     assert (r.text, r.error_type) == (None, error_type)
     assert ("keed" if error_type == pp.NON_WORD else "noise of cleaning") in r.message
+
+
+def test_names_inside_a_sentence_are_found_and_keys_and_units_are_not():
+    assert sense.invented_names("A male guitarist plays in the style of The Killers; he fades.") == ["The Killers"]
+    assert sense.invented_names('It recalls "Bringing Up Baby" by Ledge\'s Lace, in F#-minor.') == [
+        "Up Baby", "Ledge's Lace"]
+    assert sense.invented_names("A track in C# minor at 120 BPM. Drums play: Guitar too. An R&B and Indian blend.") == []
+
+
+def test_a_captioner_without_ears_may_not_name_what_it_cannot_know():
+    from captioner import postprocess as pp
+
+    d = {"tempo_bpm": 96.0, "beat_strength": 3.5, "key": "C", "mode": "major", "key_strength": 0.9,
+         "loudness_db": -24.0, "brightness": 1800.0, "onset_rate": 2.0}
+    text = "A warm piece in the style of The Killers, played at a moderate tempo with a steady rhythm."
+    assert pp.check(text, d, 0.7, 0.3, hears_audio=False).error_type == pp.INVENTED_NAME
+    assert pp.check(text, d, 0.7, 0.3, hears_audio=True).ok  # one that hears may name a band or a Rhodes

@@ -11,7 +11,7 @@ from captioner import weights
 from captioner.base import CaptionerConfig, CaptionResult, ClipForCaption, build
 from captioner.generation import GenerationSettings, caption_with_retries
 from captioner.postprocess import Checked
-from captioner.prompts import PROMPT_VERSION
+from captioner.prompts import DEFAULT_PROMPT_VERSION as PROMPT_VERSION
 
 DESCRIPTORS = [
     {"tempo_bpm": 96.0, "key": "C", "mode": "major", "loudness_db": -24.0, "brightness": 1800.0, "onset_rate": 2.0},
@@ -145,3 +145,18 @@ def test_smollm2_package_model_captions_demo_like_clips():
             assert re.fullmatch(r"[A-Z][A-Za-z0-9 ,.;:'#()-]+[.!?]", r.text), r.text
             assert len(r.text.split()) >= 5
     assert any(r.text for r in results), results  # with few-shot examples SmolLM2 stays on the facts
+
+
+def test_prompt_designs_draft_by_default_and_tags_on_request(tiny_lm_dir):
+    from captioner.backends.descriptor import describe
+    from captioner.prompts import DRAFT_PROMPT_VERSION, PROMPT_VERSION as TAGS_VERSION, draft_messages
+
+    clip = clips(1)[0]
+    assert make(tiny_lm_dir).id.endswith(f"/{DRAFT_PROMPT_VERSION}+mood-labels")
+    assert make(tiny_lm_dir, prompt_design="tags").id.endswith(f"/{TAGS_VERSION}+mood-labels")
+    with pytest.raises(ValueError, match="prompt design"):
+        make(tiny_lm_dir, prompt_design="poem")
+    messages = draft_messages(clip.descriptors, clip.valence, clip.arousal)
+    assert messages[-1]["content"] == "Draft: " + describe(clip.descriptors, clip.valence, clip.arousal)
+    assert [m["role"] for m in messages] == ["system"] + ["user", "assistant"] * 3 + ["user"]
+    assert "tempo:" in make(tiny_lm_dir, prompt_design="tags").prompt(clip)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from captioner.fallback import parse_captioner
-from captioner.prompts import PROMPT_VERSION
+from captioner.prompts import DEFAULT_PROMPT_VERSION as PROMPT_VERSION
 from tests.captioner.tiny_models import tiny_causal_lm
 from tests.e2e_helpers import read_failures, read_table, run_pipeline
 
