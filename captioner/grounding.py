@@ -225,19 +225,19 @@ def contradictions(text: str) -> dict[str, str]:
 # those inside it, a captioner that does not hear may name only where the clip was tagged (and
 # grounding then checks the evidence).
 FORBIDDEN_ALWAYS = {"lyrics": ("lyrics", "lyric", "the words say", "sings about", "the song says")}
+_UNHEARD_INSTRUMENTS = ("bass guitar", "saxophone", "trumpet", "organ", "percussion instruments", "orchestra",
+                        "orchestral", "brass", "clarinet", "ukulele", "banjo", "keyboard", "accordion", "trombone",
+                        "oboe", "bassoon", "marimba", "xylophone", "vibraphone", "bagpipes", "tabla", "saxophonist",
+                        "trumpeter", "organist", "clarinetist", "banjoist", "keyboardist", "accordionist")
 FORBIDDEN_UNHEARD = {
     "voice": ("a cappella", "rapper", "rapping"),
-    "instrument": ("bass guitar", "saxophone", "trumpet", "organ", "percussion instruments", "orchestra",
-                   "orchestral", "brass", "clarinet", "ukulele", "banjo", "keyboard", "keyboards", "accordion",
-                   "trombone", "oboe", "bassoon", "marimba", "xylophone", "vibraphone", "bagpipes", "tabla"),
+    # and their plurals ("xylophones"); "brass", "orchestral" and the like have none
+    "instrument": _UNHEARD_INSTRUMENTS + tuple(f"{w}s" for w in _UNHEARD_INSTRUMENTS if not w.endswith(("s", "al"))),
     "genre": ("edm", "reggae", "disco", "soundtrack", "lo-fi", "trance", "dubstep", "gospel", "salsa",
               "bossa nova", "latin", "k-pop", "ska", "grunge"),
 }
 _UNTAGGED = {category: tuple(p for w in content.WORDS if w.category == category for p in w.phrases)
              for category in content.CATEGORIES}
-# Instruments are written in the plural too ("xylophones"); "brass" and "orchestral" have none.
-FORBIDDEN_UNHEARD["instrument"] += tuple(f"{w}s" for w in FORBIDDEN_UNHEARD["instrument"]
-                                         if not w.endswith(("s", "al")))
 _FORBIDDEN = {name: phrase_pattern(words) for name, words in {**FORBIDDEN_ALWAYS, **FORBIDDEN_UNHEARD}.items()}
 _FORBIDDEN_UNTAGGED = {category: phrase_pattern(words) for category, words in _UNTAGGED.items()}
 

@@ -69,6 +69,10 @@ _TAG_LINE = re.compile(r"^\s*(?:tempo|key|dynamics|timbre|rhythm|mood)\s*:.*$", 
 _SENTENCE_END = re.compile(r"[.!?](?:[\"')\]]*)(?=\s|$)")
 
 
+# "a" before a word sounding a vowel (u and "one" start with a consonant sound: "a unique", "a one-off").
+_A_BEFORE_VOWEL = re.compile(r"\b([Aa])(?= (?!one\b|once\b)[aeioAEIO]\w)")
+
+
 def clean(raw: str, prompt: str | None = None) -> str:
     """Strip special tokens and prompt echo, collapse whitespace, cut to the last full sentence."""
     text = _SPECIAL.sub(" ", raw or "")
@@ -80,6 +84,7 @@ def clean(raw: str, prompt: str | None = None) -> str:
         text = text[:turn.start()]
     text = _TAG_LINE.sub(" ", text)
     text = " ".join(text.split()).strip().strip('"').strip()
+    text = _A_BEFORE_VOWEL.sub(lambda m: m.group(1) + "n", text)  # "A electronic track": small models slip
     ends = list(_SENTENCE_END.finditer(text))
     return text[:ends[-1].end()].strip() if ends else text
 

@@ -197,3 +197,8 @@ def test_a_key_or_bpm_too_weakly_measured_may_not_be_stated():
     assert check("A calm, warm piece at a moderate tempo with a steady rhythm. It feels serene.", weak).ok
     legacy = {k: v for k, v in D.items() if k not in ("key_strength", "beat_strength")}  # older runs: no strengths
     assert check("A calm, warm piece in C major at about 96 BPM. It feels serene.", legacy).ok
+
+
+def test_clean_mends_a_before_a_vowel():
+    assert pp.clean("A electronic track with a echo, a unique sound and a one-off break.") == \
+        "An electronic track with an echo, a unique sound and a one-off break."
