@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 
 @dataclass(frozen=True)
 class Band:
@@ -200,13 +202,22 @@ def va_distance(valence: float, arousal: float) -> float:
     return math.hypot(valence - 0.5, arousal - 0.5)
 
 
+def as_stored(x: float) -> float:
+    """A VA value as the `music` table stores it (float32): the pipeline that writes a caption and
+    whoever checks it from the table must read one number, or a label at a band edge (0.6 stored as
+    0.6000000238) passes in one and fails in the other."""
+    return float(np.float32(x))
+
+
 def mood_strength(valence: float, arousal: float) -> str:
+    valence, arousal = as_stored(valence), as_stored(arousal)
     d = va_distance(valence, arousal)
     return NEUTRAL if d < NEUTRAL_MAX else MILD if d < STRONG_MIN else STRONG
 
 
 def mood_words(valence: float, arousal: float) -> tuple[str, ...]:
     """Three mood words for a VA label: the quadrant's words at the distance's strength."""
+    valence, arousal = as_stored(valence), as_stored(arousal)
     strength = mood_strength(valence, arousal)
     if strength == NEUTRAL:
         return ("neutral", "even-keeled", "composed")
@@ -218,6 +229,7 @@ def mood_words(valence: float, arousal: float) -> tuple[str, ...]:
 def mood_problem(word: str, valence: float, arousal: float) -> str | None:
     """Why ``word`` does not fit the VA label, or None."""
     m = MOOD_LEXICON[word]
+    valence, arousal = as_stored(valence), as_stored(arousal)
     d = va_distance(valence, arousal)
     if m.high_valence is not None and (valence >= 0.5) is not m.high_valence \
             and abs(valence - 0.5) > SIDE_MARGIN:

@@ -10,8 +10,8 @@ import pytest
 from captioner import audit
 from captioner.audit import CaptionFlags, flag_caption
 
-D = {"tempo_bpm": 96.0, "key": "C", "mode": "major", "key_strength": 0.6, "loudness_db": -24.0,
-     "brightness": 1800.0, "onset_rate": 2.0, "dynamic_range_db": 6.0, "beat_strength": 1.3}
+D = {"tempo_bpm": 96.0, "key": "C", "mode": "major", "key_strength": 0.9, "loudness_db": -24.0,
+     "brightness": 1800.0, "onset_rate": 2.0, "dynamic_range_db": 6.0, "beat_strength": 3.5}
 TAGS = "tags-llm/smollm2/tags-v2+mood-labels"
 
 

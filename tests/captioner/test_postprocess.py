@@ -202,3 +202,14 @@ def test_a_key_or_bpm_too_weakly_measured_may_not_be_stated():
 def test_clean_mends_a_before_a_vowel():
     assert pp.clean("A electronic track with a echo, a unique sound and a one-off break.") == \
         "An electronic track with an echo, a unique sound and a one-off break."
+
+
+def test_mood_is_judged_on_the_label_as_stored():
+    """The table stores VA as float32: 0.6 reads 0.6000000238, beyond the 0.1 margin; the pipeline's
+    check (given 0.6) and the audit's (reading the table) must agree."""
+    import numpy as np
+
+    from captioner.vocab import mood_problem, mood_words
+
+    assert mood_problem("serene", 0.8, 0.6) == mood_problem("serene", 0.8, float(np.float32(0.6))) is not None
+    assert mood_words(0.6, 0.6) == mood_words(float(np.float32(0.6)), float(np.float32(0.6)))
