@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
 from captioner import content
-from captioner.grounding import CONTRADICTION_ATTRIBUTES, FORBIDDEN_ALWAYS, FORBIDDEN_UNHEARD
+from captioner.grounding import CONTRADICTION_ATTRIBUTES, FORBIDDEN_ALWAYS, FORBIDDEN_UNHEARD, pitch_class
 from captioner.vocab import (MOOD_LEXICON, NO_PULSE_PHRASES, SCALES, all_phrases, key_is_confident, mood_problem,
                              tempo_is_confident)
 
@@ -63,9 +63,9 @@ def _out_of_band(d: dict[str, Any]) -> Iterable[str]:
             yield from scale.phrase_bands()
             yield "BPM"
             continue
-        # One band where two neighbouring ones would contradict each other ("lively ... fast").
         if name == "tempo" and d.get("beat_strength") is not None and not tempo_is_confident(d):
             yield from ("BPM", "beats per minute", "beats a minute")  # too weak a beat to count
+        # One band where two neighbouring ones would contradict each other ("lively ... fast").
         allowed = {scale.index(x)} if name in CONTRADICTION_ATTRIBUTES else scale.allowed(x)
         yield from (p for p, band in scale.phrase_bands().items() if band not in allowed)
         if name == "tempo":
@@ -74,22 +74,20 @@ def _out_of_band(d: dict[str, Any]) -> Iterable[str]:
 
 _LETTERS = "ABCDEFG"
 _ACCIDENTALS = ("", "#", "b", "♯", "♭", "-sharp", "-flat", " sharp", " flat")
-_PITCH = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
-_SHIFT = {"#": 1, "♯": 1, "-sharp": 1, " sharp": 1, "b": -1, "♭": -1, "-flat": -1, " flat": -1}
 
 
 def _other_keys(d: dict[str, Any]) -> Iterable[str]:
     """Every key name but the measured one (all of them where the estimate is too weak to state), bare
     tonics ("in E flat") and the other mode's "minor key": what ``_key_problem`` fails."""
     key, mode = str(d.get("key") or ""), str(d.get("mode") or "").lower()
-    if not key or key[0] not in _PITCH or mode not in ("major", "minor") or d.get("key_strength") == 0.0:
+    if not key or key[0] not in _LETTERS or mode not in ("major", "minor") or d.get("key_strength") == 0.0:
         return
-    measured = (_PITCH[key[0]] + _SHIFT.get(key[1:], 0)) % 12
+    measured = pitch_class(key[0], key[1:] or None)
     if d.get("key_strength") is not None and not key_is_confident(d):
         measured = -1  # too weak an estimate to state: every key is banned
     for letter in _LETTERS:
         for acc in _ACCIDENTALS:
-            pitch = (_PITCH[letter] + _SHIFT.get(acc, 0)) % 12
+            pitch = pitch_class(letter, acc or None)
             for m in ("major", "minor"):
                 if pitch != measured or m != mode:
                     yield f"{letter}{acc} {m}"
@@ -97,11 +95,11 @@ def _other_keys(d: dict[str, Any]) -> Iterable[str]:
     # A tonic alone ("in E flat"): banned where no spelling of the measured tonic starts the same way,
     # since a token ban cannot wait for the accidental ("in A" may become "in A#").
     spellings = {f"{letter}{acc}" for letter in _LETTERS for acc in _ACCIDENTALS
-                 if (_PITCH[letter] + _SHIFT.get(acc, 0)) % 12 == measured}
+                 if pitch_class(letter, acc or None) == measured}
     for letter in _LETTERS:
         for acc in _ACCIDENTALS:
             name = f"{letter}{acc}"
-            if (_PITCH[letter] + _SHIFT.get(acc, 0)) % 12 != measured \
+            if pitch_class(letter, acc or None) != measured \
                     and not any(s.startswith(name) for s in spellings):
                 yield f"in {name}"
     other = "minor" if mode == "major" else "major"

@@ -156,7 +156,8 @@ def _tempo_problem(text: str, bpm: float, d: dict[str, Any]) -> str:
     return _scale_problem(text, "tempo", bpm)
 
 
-def _pitch_class(letter: str, accidental: str | None) -> int:
+def pitch_class(letter: str, accidental: str | None) -> int:
+    """0-11 for a note letter and its accidental as captions write them ("#", "b", " flat", ...)."""
     shift = {"#": 1, "♯": 1, "-sharp": 1, " sharp": 1, "b": -1, "♭": -1, "-flat": -1, " flat": -1}
     return (_PITCH[letter] + shift.get(accidental or "", 0)) % 12
 
@@ -168,16 +169,16 @@ def _key_problem(text: str, d: dict[str, Any]) -> str | None:
         return None
     if _number(d, "key_strength") == 0.0:
         return None  # no pitch content (silence): the key is a placeholder, not a measurement
-    measured = _pitch_class(key[0], key[1:] or None)
+    measured = pitch_class(key[0], key[1:] or None)
     stated = KEY_PATTERN.search(text) or TONIC_PATTERN.search(text) or _MODE.search(text)
     if stated and d.get("key_strength") is not None and not key_is_confident(d):
         return (f"states {stated.group(0)!r}, but the key estimate is too weak to state (key strength "
                 f"{float(d['key_strength']):.2f} < {KEY_MIN_STRENGTH})")
     for m in KEY_PATTERN.finditer(text):
-        if _pitch_class(m.group(1), m.group(2)) != measured or m.group(3).lower() != mode:
+        if pitch_class(m.group(1), m.group(2)) != measured or m.group(3).lower() != mode:
             return f"states {m.group(0)!r}, measured {key} {mode}"
     for m in TONIC_PATTERN.finditer(text):
-        if _pitch_class(m.group(1), m.group(2)) != measured:
+        if pitch_class(m.group(1), m.group(2)) != measured:
             return f"states a key of {m.group(0)[3:]!r}, measured {key} {mode}"
     for m in _MODE.finditer(text):
         if m.group(1).lower() != mode:
