@@ -44,12 +44,9 @@ def allowed_phrases(banned: Iterable[str]) -> tuple[str, ...]:
 
 
 def _unsupported_content(tags: dict[str, Any] | None) -> Iterable[str]:
-    sung = content.sung_evidence(tags)
     for word in content.WORDS:
-        evidence = content.evidence(tags, word)
-        if evidence is None or evidence < word.support:  # untagged clips: no content word is known
-            yield from word.phrases
-        elif word.phrase == "instrumental" and sung is not None and sung >= max(evidence, content.WRITE[content.VOICE]):
+        # untagged clips: no content word is known (``forbidden`` rejects them all)
+        if content.evidence(tags, word) is None or content.claim_problem(tags, word):
             yield from word.phrases
 
 
@@ -130,7 +127,7 @@ class Banned:
 def wanted_sequences(tokenizer, words: Sequence[str]) -> tuple[tuple[tuple[int, ...], ...], ...]:
     """Token forms (after a space or opening, lower case or capitalised) of each content word to name."""
     return tuple(tuple(sorted({tuple(tokenizer.encode(f"{sep}{form}", add_special_tokens=False))
-                               for form in {w, w[:1].upper() + w[1:]} for sep in ("", " ")} - {()}))
+                               for form in _forms(w) for sep in ("", " ")} - {()}))
                  for w in words)
 
 

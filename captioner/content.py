@@ -199,6 +199,21 @@ def _voice(passing: dict[str, float], sung: float | None) -> str | None:
     return specific[0] if specific else ("vocals" if "vocals" in passing else None)
 
 
+def claim_problem(probabilities: Mapping[str, Any] | None, word: ContentWord, phrase: str | None = None) -> str | None:
+    """Why the tags do not let a caption claim ``word`` (as ``phrase``), or None: it may, or the clip
+    was not tagged for it (``evidence`` None). "instrumental" fails against a stronger sung voice."""
+    e = evidence(probabilities, word)
+    if e is None:
+        return None
+    phrase = phrase or word.phrase
+    if e < word.support:
+        return f"names {phrase!r} ({word.category}), tagger evidence {e:.2f} < {word.support}"
+    sung = sung_evidence(probabilities)
+    if word.phrase == "instrumental" and sung is not None and sung >= max(e, WRITE[VOICE]):
+        return f"says {phrase!r}, but the tagger hears a voice ({sung:.2f}, 'instrumental' {e:.2f})"
+    return None
+
+
 def sung_evidence(probabilities: Mapping[str, Any] | None) -> float | None:
     """The strongest evidence of any singing voice (for "instrumental" claims)."""
     return evidence(probabilities, BY_PHRASE["vocals"])

@@ -49,7 +49,7 @@ class GenerationSettings:
             if f.name in extra and extra[f.name] is not None:
                 default = getattr(cls, f.name)
                 kind = type(default) if default is not None else str
-                kwargs[f.name] = _as_bool(extra[f.name]) if kind is bool else kind(extra[f.name])
+                kwargs[f.name] = as_bool(extra[f.name]) if kind is bool else kind(extra[f.name])
         if kwargs.get("retries", 0) < 0 or kwargs.get("max_new_tokens", 1) < 1 or kwargs.get("min_new_tokens", 0) < 0:
             raise ValueError("retries and min_new_tokens must be >= 0 and max_new_tokens >= 1")
         for name, known in (("attn_implementation", ATTENTION), ("cache_implementation", CACHES)):
@@ -120,7 +120,8 @@ def extra_from_args(args: argparse.Namespace, prefix: str = "") -> dict[str, Any
     return {k: getattr(args, prefix + k) for k in keys if getattr(args, prefix + k, None) is not None}
 
 
-def _as_bool(value: Any) -> bool:
+def as_bool(value: Any) -> bool:
+    """A flag's value from a config or the command line ("true", "0", True, ...) as a bool."""
     if isinstance(value, str):
         return value.strip().lower() in ("1", "true", "yes", "on")
     return bool(value)

@@ -118,14 +118,9 @@ def _content_problem(text: str, tags: dict[str, Any] | None) -> str | None:
     if not tags:
         return None
     for phrase, word in content_claims(text):
-        evidence = content.evidence(tags, word)
-        if evidence is None:
-            continue
-        if evidence < word.support:
-            return f"names {phrase!r} ({word.category}), tagger evidence {evidence:.2f} < {word.support}"
-        sung = content.sung_evidence(tags)
-        if word.phrase == "instrumental" and sung is not None and sung >= max(evidence, content.WRITE[content.VOICE]):
-            return f"says {phrase!r}, but the tagger hears a voice ({sung:.2f}, 'instrumental' {evidence:.2f})"
+        problem = content.claim_problem(tags, word, phrase)
+        if problem:
+            return problem
     return ""
 
 

@@ -23,7 +23,7 @@ from captioner.base import CaptionerConfig, CaptionResult, ClipForCaption, regis
 from captioner.constraints import (Banned, BannedPhrases, allowed_phrases, banned_phrases, token_sequences,
                                    wanted_sequences)
 from captioner.content import content_tags
-from captioner.generation import GenerationSettings, caption_with_retries, pick_device_dtype, seeded
+from captioner.generation import GenerationSettings, as_bool, caption_with_retries, pick_device_dtype, seeded
 from captioner.postprocess import Checked, Limits, postprocess, unusable
 from captioner.prompts import DEFAULT_DESIGN, PROMPT_DESIGNS, mood_setting, plain_prompt
 from captioner.weights import ModelSource, WeightsMissing, load_error, resolve
@@ -126,13 +126,11 @@ class AnswerDecoding:
     def from_extra(cls, extra: dict[str, Any]) -> "AnswerDecoding":
         n = int(extra.get("no_repeat_ngram_size", cls.no_repeat_ngram_size))
         penalty = float(extra.get("repetition_penalty", cls.repetition_penalty))
-        constrain = extra.get("constrain", cls.constrain)
-        if isinstance(constrain, str):
-            constrain = constrain.strip().lower() in ("1", "true", "yes", "on")
+        constrain = as_bool(extra.get("constrain", cls.constrain))
         boost = float(extra.get("content_boost", cls.content_boost))
         if n < 0 or penalty < 1.0 or boost < 0:
             raise ValueError("no_repeat_ngram_size and content_boost must be >= 0 and repetition_penalty >= 1")
-        return cls(n, penalty, bool(constrain), boost)
+        return cls(n, penalty, constrain, boost)
 
     def processors(self, prompt_len: int, banned: Sequence[Banned] | None = None):
         from transformers import LogitsProcessorList
