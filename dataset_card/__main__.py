@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 
 from dataset_card.build import BuildError, build
@@ -11,6 +10,7 @@ from dataset_card.explore import ExploreError, explore
 from dataset_card.licences import LicenceError
 from dataset_card.publish import TokenError, publish
 from dataset_card.validate import ValidationError, validate
+from pipeline.cores import usable_cores
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,8 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="show N random clips (and up to N images, their paired ones first), with only "
                         "their media: a small folder to copy elsewhere")
     e.add_argument("--seed", type=int, default=0, help="seed of --sample's draw (default 0)")
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    e.add_argument("--jobs", type=int, default=cores, metavar="N",
+    e.add_argument("--jobs", type=int, default=usable_cores(), metavar="N",
                    help="processes encoding the audio previews (default: every core this process may use)")
     e.add_argument("--no-media", dest="media", action="store_false",
                    help="write no previews: a quick page of VA, captions, pairs and failures that plays nothing "

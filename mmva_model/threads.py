@@ -11,11 +11,12 @@ cores; any other value is the user's and is kept. ``--threads N`` overrides both
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 import torch
+
+from pipeline.cores import usable_cores as available_cores
 
 # Variables `accelerate launch` puts in the environment of every process it starts.
 ACCELERATE_MARKERS = ("ACCELERATE_MIXED_PRECISION", "ACCELERATE_DYNAMO_BACKEND")
@@ -29,14 +30,6 @@ class ThreadChoice:
 
     threads: int | None
     reason: str
-
-
-def available_cores() -> int:
-    """Cores this process may run on (its CPU affinity, which containers and taskset narrow)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def physical_cores() -> int:

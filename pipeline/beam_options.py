@@ -1,10 +1,10 @@
 """Beam pipeline options with the defaults this project relies on."""
 from __future__ import annotations
 
-import os
-
 from pipeline.beam_import import beam  # Beam without its harmless apitools warning
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+
+from pipeline.cores import usable_cores
 
 LOCAL_DIRECT = ("DirectRunner", "SwitchingDirectRunner")
 WORKER_FLAGS = ("--direct_num_workers", "--direct_running_mode")
@@ -34,14 +34,6 @@ def beam_options(beam_args: list[str] | None = None, *, all_cores: bool = False)
     po = PipelineOptions(args)
     po.view_as(StandardOptions).runner = runner
     return po
-
-
-def usable_cores() -> int:
-    """Cores this process may run on (its CPU affinity, which containers and taskset narrow)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def default_workers(args: list[str]) -> list[str]:
