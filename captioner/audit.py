@@ -8,8 +8,9 @@ reports per captioner id: diversity (unique share, distinct-1/2/3, vocabulary), 
 phrases, the share of the most common skeleton and opening (numbers, keys and vocabulary words
 masked), the share naming a genre, an instrument, a voice, grounding failures per attribute (the named
 genre, instruments and voice against the clip's tag probabilities too), self-contradictions, forbidden content, sense (words that
-are not English words, vocabulary words misused: :mod:`captioner.sense`) and where the mood words
-came from; and how many clips the fallback template captioned after a rejection (by reason), and
+are not English words, vocabulary words misused: :mod:`captioner.sense`), for captioners without
+ears what a caption says beyond the facts it was given (:mod:`captioner.faithful`: added words,
+sentences that state no fact) and where the mood words came from; and how many clips the fallback template captioned after a rejection (by reason), and
 how many caption failures have no row. Writes ``caption_audit.json`` and ``caption_audit.md`` and
 prints the table.
 Whatever it cannot compute (no descriptors, no VA, no failures table) is said in ``notes``,
@@ -29,7 +30,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 import pyarrow.parquet as pq
 
-from captioner import sense
+from captioner import faithful, sense
 from captioner.content import CATEGORIES, from_row
 from captioner.fallback import parse_captioner
 from captioner.grounding import ATTRIBUTES, KEY_PATTERN, content_claims, contradictions, forbidden, ground, mood_claims
@@ -58,11 +59,14 @@ class CaptionFlags:
     non_words: tuple[str, ...] = ()  # words that are not English words (captioner.sense)
     misused: tuple[str, ...] = ()  # vocabulary words where English needs a noun: "noise of cleaning"
     names: tuple[str, ...] = ()  # capitalised words inside a sentence: invented titles, bands
+    added: tuple[str, ...] = ()  # words stating what the clip's facts do not (captioner.faithful)
+    empty_sentences: tuple[str, ...] = ()  # sentences stating no fact
 
     @property
     def any(self) -> bool:
         return self.repeated_phrase or self.self_contradiction or bool(
-            self.grounding_failures or self.forbidden or self.non_words or self.misused or self.names)
+            self.grounding_failures or self.forbidden or self.non_words or self.misused or self.names
+            or self.added or self.empty_sentences)
 
 
 def words(text: str) -> list[str]:
@@ -103,6 +107,7 @@ def flag_caption(caption: str, descriptors: dict | None, valence: float | None,
     text = caption or ""
     g = ground(text, descriptors, valence, arousal, mood_given=mood_given(captioner_id), tags=tags)
     senseless = sense.check(text)
+    strays = faithfulness(text, descriptors, valence, arousal, captioner_id, tags)
     return CaptionFlags(
         repeated_phrase=has_repeated_phrase(words(text)),
         self_contradiction=bool(contradictions(text)),
@@ -111,7 +116,18 @@ def flag_caption(caption: str, descriptors: dict | None, valence: float | None,
         non_words=senseless.non_words,
         misused=senseless.misused,
         names=() if hears_audio(captioner_id) else tuple(sense.invented_names(text)),
+        added=strays.added if strays else (),
+        empty_sentences=strays.empty if strays else (),
     )
+
+
+def faithfulness(caption: str, descriptors: dict | None, valence, arousal, captioner_id: str,
+                 tags: dict | None = None) -> faithful.Faithfulness | None:
+    """What a captioner without ears wrote beyond its clip's facts (None: it hears, or no facts to read)."""
+    if hears_audio(captioner_id) or not descriptors or valence is None or arousal is None:
+        return None
+    draft = faithful.draft_of(descriptors, valence, arousal, MOOD_NONE_TAG not in _writer(captioner_id), tags)
+    return faithful.check(caption, draft)
 
 
 _VOCAB = phrase_pattern(all_phrases())
@@ -158,6 +174,10 @@ class _Tally:
     names: Counter = field(default_factory=Counter)
     with_name: int = 0
     naming: Counter = field(default_factory=Counter)  # category -> captions naming one
+    added: Counter = field(default_factory=Counter)
+    with_added: int = 0
+    with_empty_sentence: int = 0
+    faithfulness_checked: int = 0
 
     def add(self, caption: str, descriptors: dict | None, valence, arousal, captioner_id: str, hears: bool,
             tags: dict | None = None) -> None:
@@ -194,7 +214,14 @@ class _Tally:
         names = () if hears else sense.invented_names(caption)
         self.names.update(names)
         self.with_name += bool(names)
-        self.flagged += bool(rep or con or g.failures or bad or not senseless.ok or names)
+        strays = faithfulness(caption, descriptors, valence, arousal, captioner_id, tags)
+        if strays is not None:
+            self.faithfulness_checked += 1
+            self.added.update(strays.added)
+            self.with_added += bool(strays.added)
+            self.with_empty_sentence += bool(strays.empty)
+        self.flagged += bool(rep or con or g.failures or bad or not senseless.ok or names
+                             or (strays is not None and not strays.ok))
         if mood_claims(caption):
             self.with_mood += 1
             if "mood" not in g.unchecked:
@@ -230,6 +257,11 @@ class _Tally:
             "misused": dict(self.misused.most_common(TOP_WORDS)),
             "name_share": self.with_name / n,
             "names": dict(self.names.most_common(TOP_WORDS)),
+            # of the captions whose facts could be read (None: none, e.g. a captioner with ears)
+            "added_share": self.with_added / self.faithfulness_checked if self.faithfulness_checked else None,
+            "added": dict(self.added.most_common(TOP_WORDS)),
+            "empty_sentence_share": (self.with_empty_sentence / self.faithfulness_checked
+                                     if self.faithfulness_checked else None),
             "flagged_share": self.flagged / n,
             "hears_audio": hears,
             "mood_source": mood_source(captioner_id),
@@ -380,6 +412,8 @@ ROWS: tuple[tuple[str, Any], ...] = (
     ("with a non-English word", lambda r: _share_and_top(r["non_word_share"], r["non_words"])),
     ("with a vocabulary word misused", lambda r: _share_and_top(r["misused_share"], r["misused"])),
     ("with a name inside a sentence", lambda r: _share_and_top(r.get("name_share", 0.0), r.get("names", {}))),
+    ("saying what its facts do not", lambda r: _share_and_top(r.get("added_share"), r.get("added", {}))),
+    ("with a sentence stating no fact", lambda r: r.get("empty_sentence_share")),
     ("mood words from", lambda r: r["mood_source"]),
     ("mood words fit the VA label", lambda r: r["mood_fits_label_share"]),
 )

@@ -105,6 +105,10 @@ def add_generation_flags(parser, prefix: str = "") -> None:
     parser.add_argument(f"--{prefix}content_boost", type=float, default=None,
                         help="tags-llm: logit added to each genre, instrument or voice word the clip's tags pass "
                              "until the caption names it (default 3; 0 off; needs constraints on)")
+    parser.add_argument(f"--{prefix}hold_to_draft", action=argparse.BooleanOptionalAction, default=None,
+                        help="tags-llm: reject a caption with a word or a sentence that states what the clip's "
+                             "facts do not, and keep such words out while decoding (default on; see "
+                             "captioner.faithful). Recorded in the captioner id ('+loose') when off")
     parser.add_argument(f"--{prefix}mood", choices=("labels", "none"), default=None,
                         help="where caption mood words come from: 'labels' (default) = the clip's VA labels "
                         "(captions then carry their label); 'none' = tags-llm and descriptor write no mood words, "
@@ -115,7 +119,7 @@ def extra_from_args(args: argparse.Namespace, prefix: str = "") -> dict[str, Any
     """The flags of :func:`add_generation_flags` that were given, as ``CaptionerConfig.extra``."""
     keys = ("max_new_tokens", "min_new_tokens", "seed", "retries", "temperature", "top_p", "do_sample", "dtype",
             "trust_remote_code", "revision", "attn_implementation", "cache_implementation", "random_weights",
-            "mood", "constrain", "prompt_design", "content_boost")
+            "mood", "constrain", "prompt_design", "content_boost", "hold_to_draft")
     # `is not None`, not truthiness: --retries 0 and --seed 0 are real values.
     return {k: getattr(args, prefix + k) for k in keys if getattr(args, prefix + k, None) is not None}
 

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from captioner import sense
+from captioner import faithful, sense
 from captioner.grounding import contradictions, forbidden, ground
 
 # Error types recorded in failure rows; one per rejection reason.
@@ -25,6 +25,8 @@ REPETITIVE = "caption_repetitive"
 NON_WORD = "caption_non_word"  # a word that is not English (captioner.sense)
 NONSENSE = "caption_nonsense"  # a vocabulary word where English needs a noun: "noise of cleaning"
 INVENTED_NAME = "caption_invented_name"  # a title, band or place inside a sentence (captioner.sense)
+ADDED = "caption_adds_to_draft"  # a word stating what the draft does not (captioner.faithful)
+EMPTY_SENTENCE = "caption_empty_sentence"  # a sentence stating none of the draft's facts
 CONTRADICTORY = "caption_self_contradiction"
 FORBIDDEN = "caption_forbidden_content"
 UNGROUNDED = "caption_ungrounded_{}"  # .format(attribute): tempo, key, mood, loudness, timbre, ...
@@ -66,6 +68,7 @@ _NEXT_TURN = re.compile(r"(?:^|\n)\s*(?:user|system|assistant|human)\s*[:\n]", r
 _LEAD_LABEL = re.compile(r"^\s*(?:(?:assistant|caption|answer)[ \t]*[:\n]\s*)+", re.IGNORECASE)
 # Echoed tag lines ("tempo: moderate, about 96 BPM").
 _TAG_LINE = re.compile(r"^\s*(?:tempo|key|dynamics|timbre|rhythm|mood)\s*:.*$", re.IGNORECASE | re.MULTILINE)
+_DOUBLED = re.compile(r"\b([A-Za-z]+)\s+\1\b", re.IGNORECASE)  # "percussively percussively"
 _SENTENCE_END = re.compile(r"[.!?](?:[\"')\]]*)(?=\s|$)")
 
 
@@ -91,12 +94,14 @@ def clean(raw: str, prompt: str | None = None) -> str:
 
 def check(text: str, descriptors: dict[str, Any] | None, valence: float | None, arousal: float | None,
           limits: Limits = Limits(), hears_audio: bool = True, mood_given: bool = True,
-          tags: dict[str, Any] | None = None) -> Checked:
+          tags: dict[str, Any] | None = None, draft: str | None = None) -> Checked:
     """Accept a cleaned caption or say why not (first failing filter wins).
 
     ``hears_audio=False`` (tags-llm, template): genres, instruments and voices are invented unless
     the clip's ``tags`` (tagger probabilities) support them, so rejected; lyrics are rejected for
-    every captioner. ``mood_given=False``: mood words are too.
+    every captioner. ``mood_given=False``: mood words are too. ``draft``: the facts the captioner
+    was given, as the template writes them; a word or a sentence beyond them is rejected
+    (:mod:`captioner.faithful`).
     """
     if not text.strip():
         return Checked(None, EMPTY, "the model wrote nothing usable")
@@ -110,6 +115,9 @@ def check(text: str, descriptors: dict[str, Any] | None, valence: float | None, 
     rep = repeated_ngram_fraction(words)
     if rep > limits.max_repeated_ngram_fraction:
         return Checked(None, REPETITIVE, f"{rep:.0%} of 3-grams repeat: {text[:80]!r}")
+    doubled = _DOUBLED.search(text)
+    if doubled:
+        return Checked(None, REPETITIVE, f"{doubled.group(0)!r} twice in a row: {text[:80]!r}")
     senseless = sense.check(text)
     if senseless.non_words:
         return Checked(None, NON_WORD, f"not English words: {', '.join(senseless.non_words)}: {text[:80]!r}")
@@ -126,14 +134,21 @@ def check(text: str, descriptors: dict[str, Any] | None, valence: float | None, 
     if bad:
         return Checked(None, FORBIDDEN, f"mentions {', '.join(bad)}, which the captioner cannot know: {text[:80]!r}")
     problem = grounding_problem(text, descriptors, valence, arousal, mood_given=mood_given, tags=tags)
-    return Checked(None, *problem) if problem else Checked(text)
+    if problem:
+        return Checked(None, *problem)
+    strays = faithful.check(text, draft) if draft is not None else None
+    if strays and strays.added:
+        return Checked(None, ADDED, f"says what the draft does not: {', '.join(strays.added)}: {text[:80]!r}")
+    if strays and strays.empty:
+        return Checked(None, EMPTY_SENTENCE, f"states no fact: {strays.empty[0][:80]!r}")
+    return Checked(text)
 
 
 def postprocess(raw: str, descriptors: dict[str, Any] | None, valence: float | None, arousal: float | None,
                 prompt: str | None = None, limits: Limits = Limits(), hears_audio: bool = True,
-                mood_given: bool = True, tags: dict[str, Any] | None = None) -> Checked:
+                mood_given: bool = True, tags: dict[str, Any] | None = None, draft: str | None = None) -> Checked:
     """:func:`clean` then :func:`check`."""
-    return check(clean(raw, prompt), descriptors, valence, arousal, limits, hears_audio, mood_given, tags)
+    return check(clean(raw, prompt), descriptors, valence, arousal, limits, hears_audio, mood_given, tags, draft)
 
 
 def grounding_problem(text: str, descriptors: dict[str, Any] | None, valence: float | None,

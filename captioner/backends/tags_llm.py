@@ -23,6 +23,7 @@ from captioner.base import CaptionerConfig, CaptionResult, ClipForCaption, regis
 from captioner.constraints import (Banned, BannedPhrases, allowed_phrases, banned_phrases, token_sequences,
                                    wanted_sequences)
 from captioner.content import content_tags
+from captioner.faithful import DraftWords, TokenWords, WordRules, draft_of
 from captioner.generation import GenerationSettings, as_bool, caption_with_retries, pick_device_dtype, seeded
 from captioner.postprocess import Checked, Limits, postprocess, unusable
 from captioner.prompts import DEFAULT_DESIGN, PROMPT_DESIGNS, mood_setting, plain_prompt
@@ -47,7 +48,9 @@ class TagsLLMCaptioner:
                                                                     self.settings.revision))
         self.model.to(self.device).eval()
         self._banned_cache: dict[tuple[tuple[str, ...], tuple[str, ...]], Banned] = {}
-        free = "" if self.decoding.constrain else "+unconstrained"
+        self._rules_cache: dict[tuple[str, tuple[str, ...]], WordRules] = {}
+        self._token_words: TokenWords | None = None  # built on first use: one pass over the vocabulary
+        free = ("" if self.decoding.constrain else "+unconstrained") + ("" if self.decoding.hold_to_draft else "+loose")
         design = str(config.extra.get("prompt_design") or DEFAULT_DESIGN)
         if design not in PROMPT_DESIGNS:
             raise ValueError(f"prompt design {design!r}: choose one of {', '.join(PROMPT_DESIGNS)}")
@@ -88,7 +91,8 @@ class TagsLLMCaptioner:
         with seeded(self.settings.seed_for(attempt), self.device), torch.inference_mode():
             out = self.model.generate(**enc, **self.settings.generate_kwargs(attempt),
                                       logits_processor=self.decoding.processors(enc["input_ids"].shape[1],
-                                                                                self._banned(clips)),
+                                                                                self._banned(clips),
+                                                                                self._word_rules(clips)),
                                       pad_token_id=self.tokenizer.pad_token_id)
         new = out[:, enc["input_ids"].shape[1]:]  # left padding: every prompt ends at the same column
         return self.tokenizer.batch_decode(new, skip_special_tokens=True)
@@ -99,8 +103,7 @@ class TagsLLMCaptioner:
             return None
         out = []
         for c in clips:
-            phrases = banned_phrases(c.descriptors, c.valence, c.arousal, c.tags, hears_audio=False,
-                                     mood_given=self.mood == "labels")
+            phrases = self._banned_phrases(c)
             words = content_tags(c.tags).words
             if (phrases, words) not in self._banned_cache:
                 banned = token_sequences(self.tokenizer, phrases, allowed_phrases(phrases))
@@ -108,9 +111,36 @@ class TagsLLMCaptioner:
             out.append(self._banned_cache[phrases, words])
         return out
 
+    def _banned_phrases(self, clip: ClipForCaption) -> tuple[str, ...]:
+        return banned_phrases(clip.descriptors, clip.valence, clip.arousal, clip.tags, hears_audio=False,
+                              mood_given=self.mood == "labels")
+
+    def _word_rules(self, clips: Sequence[ClipForCaption]) -> tuple[TokenWords, list[WordRules]] | None:
+        """Each clip's allowed words while decoding (None: constraints or the draft rule off)."""
+        if not (self.decoding.constrain and self.decoding.hold_to_draft):
+            return None
+        if self._token_words is None:
+            self._token_words = TokenWords(self.tokenizer)
+        if len(self._rules_cache) > 4096:  # a draft is nearly one per clip: keep the cache bounded
+            self._rules_cache.clear()
+        out = []
+        for c in clips:
+            key = (self._draft(c) or "", self._banned_phrases(c))
+            if key not in self._rules_cache:
+                self._rules_cache[key] = WordRules.of(key[0], self._token_words, key[1])
+            out.append(self._rules_cache[key])
+        return self._token_words, out
+
+    def _draft(self, clip: ClipForCaption) -> str | None:
+        """The facts the prompt gives, as the template writes them (None: not held to a draft)."""
+        if not self.decoding.hold_to_draft:
+            return None
+        return draft_of(clip.descriptors, clip.valence, clip.arousal, self.mood == "labels", clip.tags)
+
     def _check(self, clip: ClipForCaption, raw: str) -> Checked:
         return postprocess(raw, clip.descriptors, clip.valence, clip.arousal, limits=self.limits,
-                           hears_audio=False, mood_given=self.mood == "labels", tags=clip.tags)
+                           hears_audio=False, mood_given=self.mood == "labels", tags=clip.tags,
+                           draft=self._draft(clip))
 
 
 @dataclass(frozen=True)
@@ -121,6 +151,7 @@ class AnswerDecoding:
     repetition_penalty: float = 1.1  # 1.0: off
     constrain: bool = True  # keep each clip's banned phrases (captioner.constraints) out while decoding
     content_boost: float = 3.0  # logit added to the clip's content words until written (with constrain)
+    hold_to_draft: bool = True  # no word or sentence beyond the clip's draft (captioner.faithful)
 
     @classmethod
     def from_extra(cls, extra: dict[str, Any]) -> "AnswerDecoding":
@@ -128,16 +159,20 @@ class AnswerDecoding:
         penalty = float(extra.get("repetition_penalty", cls.repetition_penalty))
         constrain = as_bool(extra.get("constrain", cls.constrain))
         boost = float(extra.get("content_boost", cls.content_boost))
+        hold = as_bool(extra.get("hold_to_draft", cls.hold_to_draft))
         if n < 0 or penalty < 1.0 or boost < 0:
             raise ValueError("no_repeat_ngram_size and content_boost must be >= 0 and repetition_penalty >= 1")
-        return cls(n, penalty, constrain, boost)
+        return cls(n, penalty, constrain, boost, hold)
 
-    def processors(self, prompt_len: int, banned: Sequence[Banned] | None = None):
+    def processors(self, prompt_len: int, banned: Sequence[Banned] | None = None,
+                   words: tuple[TokenWords, Sequence[WordRules]] | None = None):
         from transformers import LogitsProcessorList
 
         steps = [_AnswerOnly(prompt_len, self.no_repeat_ngram_size, self.repetition_penalty)]
         if banned is not None:
             steps.append(BannedPhrases(prompt_len, banned, self.content_boost))
+        if words is not None:
+            steps.append(DraftWords(prompt_len, *words))
         return LogitsProcessorList(steps)
 
 

@@ -194,3 +194,21 @@ def test_named_content_is_counted_and_grounded_in_the_tags():
     report = tally.report(TAGS, False)
     assert report["naming_share"] == {"genre": 1 / 3, "instrument": 2 / 3, "voice": 1 / 3}
     assert report["grounding_failures"]["content"] == 1
+
+
+def test_what_a_caption_says_beyond_its_facts_is_counted(tmp_path):
+    """Without ears, a caption may state only its clip's facts (captioner.faithful): the audit counts
+    captions with words beyond them and sentences that state none; a captioner with ears is not held."""
+    fan = "A calm piece in C major that is a fan favorite."
+    empty = "A calm piece in C major. It is what it is."
+    ok = "A calm piece in C major at a moderate tempo of about 96 BPM."
+    flags = flag_caption(fan, D, 0.7, 0.3, TAGS)
+    assert flags.added == ("fan", "favorite") and flags.any
+    assert flag_caption(empty, D, 0.7, 0.3, TAGS).empty_sentences == ("It is what it is.",)
+    assert flag_caption(fan, D, 0.7, 0.3, "audio-llm/qwen/audio-v4+mood-labels").added == ()  # it hears
+    assert flag_caption(fan, None, None, None, TAGS).added == ()  # no facts to hold it to
+    _write_run(tmp_path, [_row(0, fan), _row(1, empty), _row(2, ok), _row(3, ok)], failures=[])
+    r = audit.main([str(tmp_path)]).captioners[TAGS]
+    assert r["added_share"] == pytest.approx(1 / 4) and r["added"] == {"fan": 1, "favorite": 1}
+    assert r["empty_sentence_share"] == pytest.approx(1 / 4)
+    assert "saying what its facts do not | 0.25 (fan 1, favorite 1)" in (tmp_path / audit.MD_NAME).read_text()
