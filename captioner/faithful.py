@@ -41,7 +41,8 @@ FUNCTION_WORDS = frozenset("""
     mostly mainly largely partly partially almost just only still even more most less least much many
     such same other another overall whole together alongside against toward towards upon per s like
     """.split())
-# Frame words: the music, its parts and the verbs that tie a subject to a fact. None claims a fact.
+# Frame words: the music, its parts and the verbs that tie a subject to a fact. None claims a fact
+# ("builds" and "steady" do: they are vocabulary words, checked by grounding).
 FRAME_WORDS = frozenset("""
     music musical piece track clip song tune composition recording excerpt work number selection
     sound sounds sounding feel feels feeling mood tone character atmosphere quality style nature
@@ -54,16 +55,16 @@ FRAME_WORDS = frozenset("""
     create creates created creating add adds added adding bring brings brought come comes run runs
     running unfold unfolds unfolding proceed proceeds seem seems seemed appear appears offer offers
     convey conveys conveyed conveying evoke evokes evoking suggest suggests express expresses
-    present presents built build builds driven drive drives led lead leads marked defined shaped
-    heard hear listener listeners overall roughly approximately nearly close near steady pattern patterns
+    present presents driven drive drives led lead leads marked defined shaped
+    heard hear listener listeners overall roughly approximately nearly close near pattern patterns
     genre genres
     """.split())
 PLAIN_WORDS = FUNCTION_WORDS | FRAME_WORDS
 # Endings a paraphrase puts on a word; a form counts only if it is an English word (the dictionary
-# of captioner.sense), so "moderately" and "drum" are forms, "balanceder" and "mod" (of "mode") not.
-_ENDINGS = ("s", "es", "ed", "ing", "ly", "al", "ally", "ness", "ic", "ive", "ion")
-_AFTER_E = ("d", "s", "ly", "ness", "ing", "al", "ic", "ive", "ion")  # close: closed, closing (e dropped)
-_AFTER_Y = ("ies", "ied", "ily")  # busy: busily (not "business")
+# of captioner.sense), so "moderately" and "drum" are forms, "mod" (of "mode") is not. No verb
+# endings: "clean" gives no "cleaning", "moderate" no "moderated" (the frame verbs list their own).
+_ENDINGS = ("s", "es", "ly", "ness")
+_AFTER_Y = ("ies", "ily")  # busy: busily (not "business")
 _KEY_LETTERS = frozenset("abcdefg")  # "in F major": one letter is a whole word
 _CONTRACTIONS = ("'s", "'re", "'ve", "'ll", "'d", "'m")
 _WORD = re.compile(r"[A-Za-z][A-Za-z'’-]*")
@@ -80,17 +81,16 @@ def written_forms(word: str) -> frozenset[str]:
         return frozenset({word})
     known = allowed_words()
     forms = {word + x for x in _ENDINGS}
-    if word.endswith("e"):
-        forms |= {word + x for x in _AFTER_E} | {word[:-1] + x for x in _AFTER_E if x[0] in "aeiou"}
     if word.endswith("y"):
         forms |= {word[:-1] + x for x in _AFTER_Y}
     if word.endswith("s") and len(word) > 3:
         forms.add(word[:-1])  # drums: drum
     # relaxed: relax, relaxing; composed: compose; shifting: shift, shifts
-    for ending, stems in (("ed", (word[:-2], word[:-1])), ("ing", (word[:-3], word[:-3] + "e"))):
+    # the e-form first: "faded" and "fading" are of "fade", not "fad"
+    for ending, stems in (("ed", (word[:-1], word[:-2])), ("ing", (word[:-3] + "e", word[:-3]))):
         stem = next((s for s in stems if s in known), None) if word.endswith(ending) and len(word) > 5 else None
-        if stem:
-            forms |= written_forms(stem)
+        if stem:  # a participle's verb, and its other participle
+            forms |= written_forms(stem) | {stem + "ing", stem + "ed", stem + "d", stem[:-1] + "ing"}
     return frozenset({word} | {f for f in forms if f in known})
 
 
@@ -101,6 +101,15 @@ def vocabulary_words() -> frozenset[str]:
     from captioner.vocab import all_phrases
 
     return frozenset(_words(" ".join([*all_phrases(), *content.all_phrases()])))
+
+
+@functools.cache
+def vocabulary_compounds() -> frozenset[str]:
+    """Hyphenated words of the vocabularies ("even-keeled", "mid-tempo")."""
+    from captioner import content
+    from captioner.vocab import all_phrases
+
+    return frozenset(w for p in [*all_phrases(), *content.all_phrases()] for w in _WORD.findall(p.lower()) if "-" in w)
 
 
 @functools.cache
@@ -124,13 +133,15 @@ class Lexicon:
 
     allowed: frozenset[str]
     facts: frozenset[str]  # forms that state a fact (the draft's and the vocabularies', less plain words)
+    compounds: frozenset[str]  # hyphenated words it may write: the draft's and the vocabularies'
 
     @classmethod
     def of(cls, draft: str) -> "Lexicon":
         own = draft_forms(draft)
         plain = {f for w in PLAIN_WORDS for f in written_forms(w)}
         facts = (own | {f for w in vocabulary_words() for f in written_forms(w)}) - plain
-        return cls(own | common_forms(), frozenset(facts))
+        compounds = vocabulary_compounds() | {w for w in _WORD.findall(draft.lower()) if "-" in w}
+        return cls(own | common_forms(), frozenset(facts), frozenset(compounds))
 
     def admits(self, word: str) -> bool:
         word = word.lower().replace("’", "'")
@@ -138,10 +149,9 @@ class Lexicon:
             if word.endswith(ending) and len(word) > len(ending):
                 word = word[:-len(ending)]
                 break
-        if word in self.allowed or word.replace("-", "") in self.allowed:  # "light-hearted": "lighthearted"
-            return True
-        parts = [p for p in word.split("-") if p]
-        return len(parts) > 1 and all(p in self.allowed for p in parts)
+        # a compound only as the draft or the vocabularies write it ("light-hearted": "lighthearted");
+        # "guitar-drum-faded", "dark-leaded" are made up of allowed parts, and mean nothing
+        return word in self.allowed or word in self.compounds or word.replace("-", "") in self.allowed
 
     def states_fact(self, sentence: str) -> bool:
         return bool(_NUMBER.search(sentence)) or any(w in self.facts for w in _words(sentence))
@@ -231,9 +241,13 @@ class TokenWords:
                 if not self.spaced[i] and (core.islower() or core.isupper()):
                     self.by_letters[core.isupper()].setdefault(core.lower(), []).append(i)
         self.alpha = torch.tensor([x is not None for x in self.letters], dtype=torch.bool)
+        texts = [tokenizer.decode([i]) for i in range(n)]
         # Letters of other alphabets ("ì", "ß"): no English caption word holds one ("Foresì").
-        self.foreign = torch.tensor([any(c.isalpha() and not c.isascii() for c in tokenizer.decode([i]))
-                                     for i in range(n)], dtype=torch.bool)
+        self.foreign = torch.tensor([any(c.isalpha() and not c.isascii() for c in t) for t in texts], dtype=torch.bool)
+        # Hyphens inside words ("-", "-based"); a spaced dash (" -") is punctuation and stays free.
+        self.hyphens = torch.tensor(["-" in t and not (t.startswith(" ") and set(t.strip()) <= {"-"})
+                                     for t in texts], dtype=torch.bool)
+        self.bare_hyphens = [i for i, t in enumerate(texts) if t == "-"]
         self.n = n
 
     def current_word(self, tokens: Sequence[int]) -> tuple[str, bool, int]:
@@ -289,6 +303,7 @@ class WordRules:
     guarded: dict[str, frozenset[str]]
     lone: dict[str, frozenset[str]]
     guarded_openers: dict[str, Any]
+    compound_heads: frozenset[str] = frozenset()  # words a hyphen may follow ("even" of "even-keeled")
 
     @classmethod
     def of(cls, draft: str, words: "TokenWords", banned_words: Iterable[str] = ()) -> "WordRules":
@@ -321,8 +336,10 @@ class WordRules:
             | words.foreign
         lone = {g: frozenset(g[:i] for i in range(1, len(g) + 1)) - others for g in guarded}
         guarded_openers = {g: torch.tensor([x in lone[g] for x in words.letters], dtype=torch.bool) for g in guarded}
+        compounds = vocabulary_compounds() | {w for w in _WORD.findall(draft.lower()) if "-" in w}
+        heads = frozenset(c[:i] for c in compounds for i, ch in enumerate(c) if ch == "-")
         return cls(frozenset((static - banned) | own), frozenset(prefixes), _continuations(own), openers,
-                   {w: frozenset(b) for w, b in guarded.items()}, lone, guarded_openers)
+                   {w: frozenset(b) for w, b in guarded.items()}, lone, guarded_openers, heads)
 
     def complete(self, word: str, before: str = "") -> bool:
         """Whether ``word`` may end here (``before``: the word written before it)."""
@@ -361,6 +378,16 @@ class DraftWords:
         self.words = words
         self.rows = rows
 
+    def _compound_head(self, tokens: list[int], n: int, word: str, rules: WordRules) -> bool:
+        """Whether a hyphen may follow: the compound written so far ("even", "hip") begins an allowed one."""
+        head = word
+        rest = tokens[:len(tokens) - n]
+        while rest and rest[-1] in self.words.bare_hyphens:  # "percussion-" "driven" so far
+            before, _, m = self.words.current_word(rest[:-1])
+            if not before:
+                break
+            head, rest = f"{before}-{head}", rest[:len(rest) - 1 - m]
+        return head in rules.compound_heads
     def __call__(self, input_ids, scores):
         import torch
 
@@ -368,6 +395,7 @@ class DraftWords:
             rules = self.rows[row]
             word, capitals, n = self.words.current_word(tokens)
             ban = rules.banned_openers("") if not word else None
+            complete = False
             if word:
                 before = self.words.current_word(tokens[:len(tokens) - n])[0] if rules.guarded else ""
                 keep = self.words.pieces(rules.next_strings(word, before), capitals)
@@ -380,6 +408,9 @@ class DraftWords:
                     ban = torch.ones(self.words.n, dtype=torch.bool)
                 ban = ban | self.words.foreign
                 ban[keep] = False
+            ban = ban | self.words.hyphens
+            if complete and self._compound_head(tokens, n, word, rules):
+                ban[self.words.bare_hyphens] = False
             if len(ban) < scores.shape[1]:  # the model's vocabulary may pad past the tokenizer's
                 ban = torch.cat([ban, torch.zeros(scores.shape[1] - len(ban), dtype=torch.bool)])
             ban = ban[:scores.shape[1]].to(scores.device)

@@ -43,7 +43,7 @@ _NO_PULSE = phrase_pattern(NO_PULSE_PHRASES)
 _MOODS = phrase_pattern(MOOD_LEXICON)
 _CONTENT_WORD = {p.lower(): w for w in content.WORDS for p in w.phrases}
 _CONTENT = phrase_pattern(_CONTENT_WORD)
-_BPM = re.compile(r"(\d+(?:\.\d+)?)\s*(?:-\s*)?(?:bpm|beats per minute|beats a minute)\b", re.IGNORECASE)
+BPM_PATTERN = re.compile(r"(\d+(?:\.\d+)?)\s*(?:-\s*)?(?:bpm|beats per minute|beats a minute)\b", re.IGNORECASE)
 _PITCH = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
 # The note letter is case-sensitive so the article "a minor ..." is not read as A minor.
 KEY_PATTERN = re.compile(r"\b([A-G])(#|♯|b|♭|-sharp|-flat| sharp| flat)?[ -](?i:(major|minor))\b")
@@ -135,14 +135,14 @@ def _scale_problem(text: str, name: str, x: float) -> str:
 
 def _tempo_problem(text: str, bpm: float, d: dict[str, Any]) -> str:
     if bpm <= 0:  # no pulse measured: no BPM and no tempo band may be claimed
-        stated = _BPM.search(text) or next(iter(_PATTERNS["tempo"].finditer(text)), None)
+        stated = BPM_PATTERN.search(text) or next(iter(_PATTERNS["tempo"].finditer(text)), None)
         return f"states {stated.group(0)!r}, but the clip has no steady pulse" if stated else ""
-    number = _BPM.search(text)
+    number = BPM_PATTERN.search(text)
     if number and d.get("beat_strength") is not None and not tempo_is_confident(d):
         return (f"states {number.group(0)!r}, but the tempo estimate is too weak to state (beat strength "
                 f"{float(d['beat_strength']):.2f} < {TEMPO_MIN_BEAT_STRENGTH})")
     slack = max(MIN_BPM_SLACK, BPM_TOLERANCE * bpm)
-    for m in _BPM.finditer(text):
+    for m in BPM_PATTERN.finditer(text):
         if abs(float(m.group(1)) - bpm) > slack:
             return f"states {m.group(0)!r}, measured {bpm:.0f} BPM"
     pulse_free = _NO_PULSE.search(text)
@@ -205,7 +205,7 @@ def contradictions(text: str) -> dict[str, str]:
         seen: dict[int, str] = {}
         for phrase, band in claims(text, name):
             seen.setdefault(band, phrase)
-        if name == "tempo" and _NO_PULSE.search(text) and (seen or _BPM.search(text)):
+        if name == "tempo" and _NO_PULSE.search(text) and (seen or BPM_PATTERN.search(text)):
             seen[-1] = _NO_PULSE.search(text).group(0)
         if len(seen) > 1:
             out[name] = " vs ".join(repr(p) for p in seen.values())

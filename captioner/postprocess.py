@@ -25,6 +25,7 @@ REPETITIVE = "caption_repetitive"
 NON_WORD = "caption_non_word"  # a word that is not English (captioner.sense)
 NONSENSE = "caption_nonsense"  # a vocabulary word where English needs a noun: "noise of cleaning"
 INVENTED_NAME = "caption_invented_name"  # a title, band or place inside a sentence (captioner.sense)
+DANGLING = "caption_dangling_word"  # a sentence ending in "of", "the", "until": broken off
 ADDED = "caption_adds_to_draft"  # a word stating what the draft does not (captioner.faithful)
 EMPTY_SENTENCE = "caption_empty_sentence"  # a sentence stating none of the draft's facts
 CONTRADICTORY = "caption_self_contradiction"
@@ -68,6 +69,10 @@ _NEXT_TURN = re.compile(r"(?:^|\n)\s*(?:user|system|assistant|human)\s*[:\n]", r
 _LEAD_LABEL = re.compile(r"^\s*(?:(?:assistant|caption|answer)[ \t]*[:\n]\s*)+", re.IGNORECASE)
 # Echoed tag lines ("tempo: moderate, about 96 BPM").
 _TAG_LINE = re.compile(r"^\s*(?:tempo|key|dynamics|timbre|rhythm|mood)\s*:.*$", re.IGNORECASE | re.MULTILINE)
+# Words no English sentence ends in: articles, prepositions that need an object, conjunctions.
+_CANNOT_END = frozenset("""a an the of in at by for with from to into onto upon than until and but or nor
+    whereas although because if every each very quite rather""".split())
+_LAST_WORD = re.compile(r"([A-Za-z']+)\W*[.!?;:]")
 _DOUBLED = re.compile(r"\b([A-Za-z]+)\s+\1\b", re.IGNORECASE)  # "percussively percussively"
 _SENTENCE_END = re.compile(r"[.!?](?:[\"')\]]*)(?=\s|$)")
 
@@ -115,6 +120,9 @@ def check(text: str, descriptors: dict[str, Any] | None, valence: float | None, 
     rep = repeated_ngram_fraction(words)
     if rep > limits.max_repeated_ngram_fraction:
         return Checked(None, REPETITIVE, f"{rep:.0%} of 3-grams repeat: {text[:80]!r}")
+    dangling = [m.group(1) for m in _LAST_WORD.finditer(text) if m.group(1).lower() in _CANNOT_END]
+    if dangling:
+        return Checked(None, DANGLING, f"a sentence ends in {dangling[0]!r}: {text[:80]!r}")
     doubled = _DOUBLED.search(text)
     if doubled:
         return Checked(None, REPETITIVE, f"{doubled.group(0)!r} twice in a row: {text[:80]!r}")

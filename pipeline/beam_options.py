@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pipeline.beam_import import beam  # Beam without its harmless apitools warning
-from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 
 from pipeline.cores import usable_cores
 
@@ -60,3 +60,13 @@ def quiet_workers(args: list[str]) -> list[str]:
     if "--direct_running_mode=multi_processing" not in args or any(a.split("=")[0] in LOG_FLAGS for a in args):
         return []
     return [f"--sdk_harness_log_level_overrides={QUIET_BEAM_WORKERS}"]
+
+
+def static_workers(po: PipelineOptions) -> int | None:
+    """How many workers a local DirectRunner run splits each stage's input among (once, up front);
+    None for runners that move work between workers as they go."""
+    if (po.view_as(StandardOptions).runner or "DirectRunner") not in LOCAL_DIRECT:
+        return None
+    direct = po.view_as(DirectOptions)
+    parallel = direct.direct_running_mode in ("multi_processing", "multi_threading")
+    return max(1, direct.direct_num_workers or 1) if parallel else 1

@@ -30,6 +30,10 @@ class GraphConfig:
     caption_batch_size: int
     caption_large_model: bool
     caption_model_copies: int | None
+    # Caption batches dealt out evenly: into this many piles (DirectRunner: one per worker process,
+    # since it splits a stage's input statically), or None: one key per batch for runners that
+    # balance by themselves; 0: not at all (captioned where the song was cut).
+    caption_piles: int | None
     pairs_per_clip: int
     seed: int
     max_shard_bytes: int
@@ -84,7 +88,47 @@ def _caption(batches, cfg: GraphConfig):
     if not needs_model(cfg.captioner):
         return batches | "Caption" >> beam.ParDo(stages.CaptionInPlace(cfg.captioner))
     batches, given = split_by(batches, lambda x: isinstance(x, list), "CaptionIn")
+    if cfg.caption_piles != 0 and not needs_audio(cfg.captioner):
+        batches = batches | "BalanceCaptions" >> BalanceBatches(cfg.caption_piles)
     return (given, _caption_with_model(batches, cfg)) | "Captioned" >> beam.Flatten()
+
+
+class BalanceBatches(beam.PTransform):
+    """Caption batches spread evenly over the workers, whatever the songs' lengths.
+
+    Fused with the songs, a song's clips are captioned by the worker that cut it; songs that differ
+    in length (seconds to minutes) then leave one worker captioning alone at the end. DirectRunner
+    splits each stage's input over its workers once, by key: so the batches are gathered (one key;
+    a batch is descriptors and tags, no float audio), dealt into ``piles`` of equal clip counts
+    (longest batch first, onto the lightest pile) and regrouped by pile, one pile per worker.
+    ``piles=None``: one key per batch, for runners that rebalance work themselves (Dataflow).
+    """
+
+    def __init__(self, piles: int | None):
+        super().__init__()
+        self.piles = piles
+
+    def expand(self, batches):
+        if self.piles is None:
+            keyed = batches | "KeyBatches" >> beam.Map(lambda b: (b[0].clip_id, b))
+        else:
+            keyed = (batches
+                     | "OneKey" >> beam.Map(lambda b: (0, b))
+                     | "Gather" >> beam.GroupByKey()
+                     | "Deal" >> beam.FlatMap(lambda kv, n: deal(kv[1], n), self.piles))
+        return (keyed
+                | "ByPile" >> beam.GroupByKey()
+                | "Unpile" >> beam.FlatMap(lambda kv: kv[1]))
+
+
+def deal(batches, piles: int):
+    """(pile, batch) for every batch: longest first onto the pile with the fewest clips so far (ties:
+    the lower pile), in clip-id order among equals, so a run's plan does not depend on arrival order."""
+    load = [0] * piles
+    for b in sorted(batches, key=lambda b: (-len(b), b[0].clip_id)):
+        pile = min(range(piles), key=lambda i: (load[i], i))
+        load[pile] += len(b)
+        yield pile, b
 
 
 def _caption_with_model(batches, cfg: GraphConfig):

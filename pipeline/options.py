@@ -125,6 +125,10 @@ def build_parser() -> argparse.ArgumentParser:
                      "(GPU workers with room for few copies) instead of once per process")
     cap.add_argument("--caption_model_copies", type=_positive(int),
                      help="with --caption_large_model: how many shared copies to load (default 1)")
+    cap.add_argument("--caption_balance", action=argparse.BooleanOptionalAction, default=True,
+                     help="LLM captioners that read no audio: deal the caption batches out evenly over the "
+                     "workers once the songs are cut, instead of captioning each song where it was cut (where "
+                     "songs differ in length, one worker captions on alone). Default on; see docs/pipeline.md")
     add_generation_flags(cap, prefix="caption_")
 
     dl = p.add_argument_group("download")

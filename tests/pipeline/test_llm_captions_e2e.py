@@ -6,7 +6,7 @@ import pytest
 from captioner.fallback import parse_captioner
 from captioner.prompts import DEFAULT_PROMPT_VERSION as PROMPT_VERSION
 from tests.captioner.tiny_models import tiny_causal_lm
-from tests.e2e_helpers import read_failures, read_table, run_pipeline
+from tests.e2e_helpers import read_failures, read_table, run_pipeline, shard_bytes
 
 
 def test_tags_llm_in_the_pipeline_captions_every_clip_rejects_falling_back(tmp_path, monkeypatch):
@@ -25,6 +25,20 @@ def test_tags_llm_in_the_pipeline_captions_every_clip_rejects_falling_back(tmp_p
     assert summary.captions_rejected == len(rejects) == summary.captions["fallback"]
     assert summary.captions["chosen"] + summary.captions["fallback"] == len(rows)
     assert 0.0 <= summary.captions_flagged_share <= 1.0
+
+
+def test_balanced_captions_are_the_captions_of_the_per_song_plan(tmp_path, monkeypatch):
+    """Dealing caption batches out over the workers moves work, never changes a byte of the output
+    (a batch is captioned whole, with its own seed, wherever it runs); two songs of unequal length."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    model = tiny_causal_lm(tmp_path / "tiny-lm")
+    args = ["--demo_songs", "2", "--demo_song_seconds", "18", "--demo_images", "0", "--captioner", "tags-llm",
+            "--caption_model", str(model), "--caption_max_new_tokens", "12", "--caption_retries", "0",
+            "--caption_batch_size", "2", "--direct_num_workers=2", "--direct_running_mode=multi_processing"]
+    balanced = run_pipeline(tmp_path, *args, output="balanced")
+    run_pipeline(tmp_path, *args, "--no-caption_balance", output="per_song")
+    assert balanced.stage_counters["songs_out"] > 2
+    assert shard_bytes(tmp_path / "balanced") == shard_bytes(tmp_path / "per_song")
 
 
 def test_unknown_captioner_is_refused_by_the_flag_parser(tmp_path):
