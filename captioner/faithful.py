@@ -289,12 +289,30 @@ def _banned_singly(banned_phrases: Iterable[str]) -> set[str]:
     return {w for p in banned for w in _words(p) if " " not in p or w not in allowed} - PLAIN_WORDS
 
 
-@dataclass(frozen=True)
-class WordRules:
-    """One clip's words for decoding: the draft's, the vocabularies' less its banned ones, the plain ones."""
+def _prefixes(word: str) -> list[str]:
+    return [word[:i] for i in range(1, len(word) + 1)]
 
-    forms: frozenset[str]  # complete words
-    prefixes: frozenset[str]  # of the allowed forms only: beginnings of banned words lead nowhere
+
+def _less(counts: dict[str, int], forms: Iterable[str]) -> dict[str, int]:
+    """Prefix counts with ``forms`` taken out (a copy, or ``counts`` itself when there are none)."""
+    out = dict(counts) if forms else counts
+    for f in forms:
+        for p in _prefixes(f):
+            out[p] = out.get(p, 0) - 1
+    return out
+
+
+@dataclass
+class WordRules:
+    """One clip's words for decoding: the draft's, the vocabularies' less its banned ones, the plain ones.
+
+    Held as what differs from the words every clip may use (:func:`common_forms`), so that a worker
+    keeping the rules of a few hundred clips keeps kilobytes, not the common words each time."""
+
+    own: frozenset[str]  # forms of the draft's words
+    banned: frozenset[str]  # common forms this clip may not write
+    own_prefixes: frozenset[str]
+    dead: frozenset[str]  # prefixes of common forms that lead only to banned ones
     extra: dict[str, set[str]]  # continuations of the draft's own forms
     openers_banned: Any  # bool tensor over the tokenizer: alphabetic tokens that begin no allowed word
     # A banned word the draft says inside a longer phrase ("loud" of "moderately loud"): written only
@@ -311,7 +329,7 @@ class WordRules:
         (out-of-band scale words, unfit moods: :func:`captioner.constraints.banned_phrases`)."""
         import torch
 
-        static, (_, counts) = common_forms(), _common_prefixes()
+        static, (_, common_counts) = common_forms(), _common_prefixes()
         single = _banned_singly(banned_words)
         said = _words(draft)
         guarded: dict[str, set[str]] = {}
@@ -322,34 +340,37 @@ class WordRules:
         # forms of a banned word, less those the draft says and vocabulary words in their own right
         # ("loudness" of "medium loudness" stays when "loud" is banned)
         banned = ({f for w in single for f in written_forms(w)} & static) - own - (vocabulary_words() - single)
-        counts = dict(counts)
-        for f in banned:
-            for i in range(1, len(f) + 1):
-                counts[f[:i]] -= 1
-        prefixes_of_all = {p for p, c in counts.items() if c > 0}
-        for g in set(guarded) & static:  # what is left without the guarded words
-            for i in range(1, len(g) + 1):
-                counts[g[:i]] -= 1
-        others = {p for p, c in counts.items() if c > 0} | {f[:i] for f in own - set(guarded) for i in range(1, len(f) + 1)}
-        prefixes = others | prefixes_of_all | {g[:i] for g in guarded for i in range(1, len(g) + 1)}
-        openers = torch.tensor([x is not None and x not in prefixes for x in words.letters], dtype=torch.bool) \
-            | words.foreign
-        lone = {g: frozenset(g[:i] for i in range(1, len(g) + 1)) - others for g in guarded}
-        guarded_openers = {g: torch.tensor([x in lone[g] for x in words.letters], dtype=torch.bool) for g in guarded}
+        counts = _less(common_counts, banned)
+        dead = {p for f in banned for p in _prefixes(f) if counts[p] <= 0}
+        own_prefixes = {p for f in own for p in _prefixes(f)}
+        rules = cls(frozenset(own), frozenset(banned), frozenset(own_prefixes), frozenset(dead),
+                    _continuations(own), None, {w: frozenset(b) for w, b in guarded.items()}, {}, {})
+        rules.openers_banned = torch.tensor([x is not None and not rules.is_prefix(x) for x in words.letters],
+                                            dtype=torch.bool) | words.foreign
+        # the prefixes that lead to a guarded word and to nothing else
+        counts = _less(counts, set(guarded) & static)
+        others = {f for f in own - set(guarded) for f in _prefixes(f)}
+        for g in guarded:
+            rules.lone[g] = frozenset(p for p in _prefixes(g) if counts.get(p, 0) <= 0 and p not in others)
+            rules.guarded_openers[g] = torch.tensor([x in rules.lone[g] for x in words.letters], dtype=torch.bool)
         compounds = vocabulary_compounds() | {w for w in _WORD.findall(draft.lower()) if "-" in w}
-        heads = frozenset(c[:i] for c in compounds for i, ch in enumerate(c) if ch == "-")
-        return cls(frozenset((static - banned) | own), frozenset(prefixes), _continuations(own), openers,
-                   {w: frozenset(b) for w, b in guarded.items()}, lone, guarded_openers, heads)
+        rules.compound_heads = frozenset(c[:i] for c in compounds for i, ch in enumerate(c) if ch == "-")
+        return rules
+
+    def is_prefix(self, prefix: str) -> bool:
+        """Whether ``prefix`` begins an allowed form."""
+        return prefix in self.own_prefixes or (prefix in _common_prefixes()[1] and prefix not in self.dead)
 
     def complete(self, word: str, before: str = "") -> bool:
         """Whether ``word`` may end here (``before``: the word written before it)."""
-        return word in self.forms and (word not in self.guarded or before in self.guarded[word])
+        allowed = word in self.own or (word in common_forms() and word not in self.banned)
+        return allowed and (word not in self.guarded or before in self.guarded[word])
 
     def next_strings(self, word: str, before: str = "") -> set[str]:
         """Strings that extend ``word`` toward an allowed form (``before``: the word written before it)."""
         nxt = _common_prefixes()[0].get(word, set()) | self.extra.get(word, set())
         closed = self._closed(before)
-        return {s for s in nxt if word + s in self.prefixes and not any(word + s in self.lone[g] for g in closed)}
+        return {s for s in nxt if self.is_prefix(word + s) and not any(word + s in self.lone[g] for g in closed)}
 
     def banned_openers(self, before: str):
         """Tokens that may not open the next word, written after ``before``."""

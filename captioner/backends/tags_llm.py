@@ -121,7 +121,7 @@ class TagsLLMCaptioner:
             return None
         if self._token_words is None:
             self._token_words = TokenWords(self.tokenizer)
-        if len(self._rules_cache) > 4096:  # a draft is nearly one per clip: keep the cache bounded
+        if len(self._rules_cache) > 256:  # a draft is nearly one per clip: the cache serves the retries
             self._rules_cache.clear()
         out = []
         for c in clips:
