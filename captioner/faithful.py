@@ -95,21 +95,24 @@ def written_forms(word: str) -> frozenset[str]:
 
 
 @functools.cache
-def vocabulary_words() -> frozenset[str]:
-    """Every word of the measured-attribute, mood and content vocabularies (grounding reads them)."""
+def vocabulary_phrases() -> tuple[str, ...]:
+    """Every phrase of the measured-attribute, mood and content vocabularies, lower case (grounding reads them)."""
     from captioner import content
     from captioner.vocab import all_phrases
 
-    return frozenset(_words(" ".join([*all_phrases(), *content.all_phrases()])))
+    return tuple(sorted({p.lower() for p in [*all_phrases(), *content.all_phrases()]}))
+
+
+@functools.cache
+def vocabulary_words() -> frozenset[str]:
+    """Every word of the vocabularies' phrases."""
+    return frozenset(_words(" ".join(vocabulary_phrases())))
 
 
 @functools.cache
 def vocabulary_compounds() -> frozenset[str]:
     """Hyphenated words of the vocabularies ("even-keeled", "mid-tempo")."""
-    from captioner import content
-    from captioner.vocab import all_phrases
-
-    return frozenset(w for p in [*all_phrases(), *content.all_phrases()] for w in _WORD.findall(p.lower()) if "-" in w)
+    return frozenset(w for p in vocabulary_phrases() for w in _WORD.findall(p) if "-" in w)
 
 
 @functools.cache
@@ -121,6 +124,11 @@ def common_forms() -> frozenset[str]:
 def _words(text: str) -> list[str]:
     """Lower-case words, hyphenated compounds split into their parts."""
     return [p for w in _WORD.findall(text.lower()) for p in w.split("-") if p]
+
+
+def compounds_of(draft: str) -> frozenset[str]:
+    """Hyphenated words a caption of this draft may write: the draft's and the vocabularies'."""
+    return vocabulary_compounds() | {w for w in _WORD.findall(draft.lower()) if "-" in w}
 
 
 def draft_forms(draft: str) -> frozenset[str]:
@@ -140,8 +148,7 @@ class Lexicon:
         own = draft_forms(draft)
         plain = {f for w in PLAIN_WORDS for f in written_forms(w)}
         facts = (own | {f for w in vocabulary_words() for f in written_forms(w)}) - plain
-        compounds = vocabulary_compounds() | {w for w in _WORD.findall(draft.lower()) if "-" in w}
-        return cls(own | common_forms(), frozenset(facts), frozenset(compounds))
+        return cls(own | common_forms(), frozenset(facts), compounds_of(draft))
 
     def admits(self, word: str) -> bool:
         word = word.lower().replace("’", "'")
@@ -272,20 +279,12 @@ class TokenWords:
         return [i for s in strings for table in tables for i in table.get(s, ())]
 
 
-@functools.cache
-def _vocabulary_phrases() -> tuple[str, ...]:
-    from captioner import content
-    from captioner.vocab import all_phrases
-
-    return tuple({p.lower() for p in [*all_phrases(), *content.all_phrases()]})
-
-
 def _banned_singly(banned_phrases: Iterable[str]) -> set[str]:
     """Words banned wherever they stand: the one-word banned phrases, and each word of a longer one
     that no allowed vocabulary phrase holds ("grainy" when "slightly grainy" is banned, "major" when
     every major key is), less the plain words ("a" of "A minor")."""
     banned = {p.lower() for p in banned_phrases}
-    allowed = {w for p in _vocabulary_phrases() if p not in banned for w in _words(p)}
+    allowed = {w for p in vocabulary_phrases() if p not in banned for w in _words(p)}
     return {w for p in banned for w in _words(p) if " " not in p or w not in allowed} - PLAIN_WORDS
 
 
@@ -349,12 +348,11 @@ class WordRules:
                                             dtype=torch.bool) | words.foreign
         # the prefixes that lead to a guarded word and to nothing else
         counts = _less(counts, set(guarded) & static)
-        others = {f for f in own - set(guarded) for f in _prefixes(f)}
+        others = {p for f in own - set(guarded) for p in _prefixes(f)}
         for g in guarded:
             rules.lone[g] = frozenset(p for p in _prefixes(g) if counts.get(p, 0) <= 0 and p not in others)
             rules.guarded_openers[g] = torch.tensor([x in rules.lone[g] for x in words.letters], dtype=torch.bool)
-        compounds = vocabulary_compounds() | {w for w in _WORD.findall(draft.lower()) if "-" in w}
-        rules.compound_heads = frozenset(c[:i] for c in compounds for i, ch in enumerate(c) if ch == "-")
+        rules.compound_heads = frozenset(c[:i] for c in compounds_of(draft) for i, ch in enumerate(c) if ch == "-")
         return rules
 
     def is_prefix(self, prefix: str) -> bool:
