@@ -69,9 +69,11 @@ _NEXT_TURN = re.compile(r"(?:^|\n)\s*(?:user|system|assistant|human)\s*[:\n]", r
 _LEAD_LABEL = re.compile(r"^\s*(?:(?:assistant|caption|answer)[ \t]*[:\n]\s*)+", re.IGNORECASE)
 # Echoed tag lines ("tempo: moderate, about 96 BPM").
 _TAG_LINE = re.compile(r"^\s*(?:tempo|key|dynamics|timbre|rhythm|mood)\s*:.*$", re.IGNORECASE | re.MULTILINE)
-# Words no English sentence ends in: articles, prepositions that need an object, conjunctions.
+# Words no English sentence ends in: articles, prepositions that need an object, conjunctions, and
+# degree words that need something to modify ("with the sound of shift almost.").
 _CANNOT_END = frozenset("""a an the of in at by for with from to into onto upon than until and but or nor
-    whereas although because if every each very quite rather""".split())
+    whereas although because if every each very quite rather almost nearly somewhat slightly mostly
+    partly fairly""".split())
 _LAST_WORD = re.compile(r"([A-Za-z']+)\W*[.!?;:]")
 _DOUBLED = re.compile(r"\b([A-Za-z]+)\s+\1\b", re.IGNORECASE)  # "percussively percussively"
 _SENTENCE_END = re.compile(r"[.!?](?:[\"')\]]*)(?=\s|$)")

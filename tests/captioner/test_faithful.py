@@ -80,6 +80,8 @@ def test_postprocess_rejects_with_the_reason_only_when_given_a_draft():
     assert accept(empty, D, 0.3, 0.7, hears_audio=False, tags=T, draft=DRAFT).error_type == EMPTY_SENTENCE
     dangling = "An electronic track with drums; it feels tense and until."
     assert accept(dangling, D, 0.3, 0.7, hears_audio=False, tags=T).error_type == DANGLING
+    almost = "Drums play a lively rhythm, with the sound of shift almost. It is an electronic track."
+    assert accept(almost, D, 0.3, 0.7, hears_audio=False, tags=T).error_type == DANGLING
     doubled = "An electronic track with drums played percussively percussively at 124 BPM."
     assert accept(doubled, D, 0.3, 0.7, hears_audio=False, tags=T).error_type == REPETITIVE
 
