@@ -11,6 +11,13 @@ measures any size from the command line (the full size is ``--fraction 1``)::
 
     python -m tests.benchmarks.bench_rehearsal --fraction 0.1 --out /tmp/rehearsal-10
 
+Two ``--workers`` values run one size with each, back to back, and compare the wall times (target:
+2 workers at least 1.9x faster than 1, at a size where start-up is small: ``make bench`` runs it at
+BENCH_SCALING_FRACTION, default 0.3, about 45 minutes on 2 cores; 0 skips it)::
+
+    python -m tests.benchmarks.bench_rehearsal --fraction 0.3 --workers 2 --workers 1 --out /tmp/reh30 \
+        --record rehearsal-scaling.json
+
 Several ``--fraction`` flags compare peak memory across sizes (target: the largest at most 1.3x the
 smallest, all under 8 GB)::
 
@@ -27,11 +34,15 @@ import sys
 import tempfile
 from pathlib import Path
 
+import pytest
+
 from tests.benchmarks.procmon import measure
 from tests.benchmarks.records import write_record
 
 ROOT = Path(__file__).resolve().parents[2]
 FRACTION = float(os.environ.get("BENCH_REHEARSAL_FRACTION", 0.05))
+SCALING_FRACTION = float(os.environ.get("BENCH_SCALING_FRACTION", 0.3))
+SCALING_TARGET = {"two_vs_one": (">=", 1.9)}
 WORKERS = ("--direct_num_workers=2", "--direct_running_mode=multi_processing")
 
 
@@ -80,6 +91,42 @@ def test_rehearsal_reduced_size():
     assert not {"train"} & set(record["rows"]["pairs"])  # IMEMNet's files hold test and validation pairs only
 
 
+def workers_flags(n: int) -> tuple[str, ...]:
+    return (f"--direct_num_workers={n}", "--direct_running_mode=multi_processing")
+
+
+def worker_scaling(two: dict, one: dict) -> dict:
+    """2 vs 1 worker processes on the same rehearsal: wall and songs-phase ratios, and the target."""
+    from tests.benchmarks.bench_pipeline import targets
+
+    out = {"fraction": two["fraction"], "music_rows": sum(two["rows"]["music"].values()),
+           "wall_s": {"2": two["pipeline"]["wall_s"], "1": one["pipeline"]["wall_s"]},
+           "songs_phase_s": {"2": two["songs_phase_s"], "1": one["songs_phase_s"]},
+           "peak_rss_gb": {"2": two["pipeline"]["peak_rss_gb"], "1": one["pipeline"]["peak_rss_gb"]},
+           "two_vs_one": round(one["pipeline"]["wall_s"] / two["pipeline"]["wall_s"], 3)}
+    if two["songs_phase_s"] and one["songs_phase_s"]:
+        out["songs_phase_two_vs_one"] = round(one["songs_phase_s"] / two["songs_phase_s"], 3)
+    out["targets"] = targets(out, SCALING_TARGET)
+    return out
+
+
+def _print_scaling(s: dict) -> None:
+    t = s["targets"]["two_vs_one"]
+    print(f"\n2 vs 1 workers at {_size(s['fraction'])}: {s['wall_s']['1']} / {s['wall_s']['2']} s = "
+          f"{s['two_vs_one']}x (songs phase {s.get('songs_phase_two_vs_one')}x); target >= {t['target']}: "
+          f"{'met' if t['met'] else 'NOT met'}")
+
+
+@pytest.mark.skipif(SCALING_FRACTION <= 0, reason="BENCH_SCALING_FRACTION=0")
+def test_rehearsal_two_vs_one_workers():
+    with tempfile.TemporaryDirectory() as base:
+        runs = [rehearse(Path(base) / f"w{n}", SCALING_FRACTION, workers_flags(n)) for n in (2, 1)]
+    record = worker_scaling(*runs)
+    write_record("rehearsal-scaling.json", record)
+    _print_scaling(record)
+    assert record["two_vs_one"] > 1.0, record  # a floor; the 1.9 target is recorded as met or not
+
+
 MEMORY_TARGET = {"largest_vs_smallest": ("<=", 1.3), "largest_peak_gb": ("<=", 8.0)}
 
 
@@ -108,11 +155,29 @@ def main(argv: list[str] | None = None) -> int:
                    help=f"share of the full size (1 = full; default {FRACTION}); repeat it to compare the "
                         "peak memory of several sizes (each its own folder OUT-<percent>)")
     p.add_argument("--out", required=True, help="folder for the rehearsal and its run (replaced)")
-    p.add_argument("--workers", type=int, default=2, help="DirectRunner worker processes (default 2)")
+    p.add_argument("--workers", type=int, action="append", default=None,
+                   help="DirectRunner worker processes (default 2); give 2 and 1 to compare them on one size")
     p.add_argument("--record", default=None, help="also write runs/bench/<RECORD> (e.g. rehearsal-100.json)")
     a = p.parse_args(argv)
     fractions = a.fraction or [FRACTION]
-    workers = (f"--direct_num_workers={a.workers}", "--direct_running_mode=multi_processing")
+    if a.workers and len(a.workers) == 2:
+        if len(fractions) != 1:
+            p.error("compare worker counts on one --fraction")
+        runs = []
+        for n in a.workers:
+            out = Path(f"{a.out}-w{n}")
+            shutil.rmtree(out, ignore_errors=True)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            runs.append(rehearse(out, fractions[0], workers_flags(n)))
+            (out / "bench.json").write_text(json.dumps(runs[-1], indent=2) + "\n")
+            _print(runs[-1])
+        by_count = dict(zip(a.workers, runs))
+        record = worker_scaling(by_count[max(a.workers)], by_count[min(a.workers)])
+        _print_scaling(record)
+        if a.record:
+            write_record(a.record, record)
+        return 0
+    workers = workers_flags((a.workers or [2])[0])
     records = {}
     for fraction in fractions:
         out = Path(a.out if len(fractions) == 1 else f"{a.out}-{100 * fraction:g}")  # OUT-<percent>
