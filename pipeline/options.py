@@ -65,6 +65,14 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    for add_group in (_io_flags, _clip_flags, _caption_flags, _download_flags, _demo_flags):
+        add_group(p)
+    p.add_argument("--no_progress", action="store_true",
+                   help="show no progress bars: neither the run's nor the libraries' (model loading, downloads)")
+    return p
+
+
+def _io_flags(p: argparse.ArgumentParser) -> None:
     io = p.add_argument_group("input and output")
     io.add_argument("--source", choices=sorted(SONG_SOURCES), default="demo",
                     help="where songs come from (default: demo, the built-in synthetic set)")
@@ -86,6 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="local download/extraction cache shared by runs; a rerun downloads nothing twice")
     io.add_argument("--max_shard_mb", type=_positive(int), default=500, help="largest parquet shard, MB (default 500)")
 
+
+def _clip_flags(p: argparse.ArgumentParser) -> None:
     cut = p.add_argument_group("audio and clips")
     cut.add_argument("--sample_rate", type=_positive(int), default=44100,
                      help="rate songs are decoded and analysed at, Hz, mono (default 44100); also the stored "
@@ -108,6 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
     cut.add_argument("--audio_bitrate", type=_positive(int), default=None, metavar="KBPS",
                      help="lossy codecs: mono bitrate, kbit/s (default 96 for opus, 160 for mp3)")
 
+
+def _caption_flags(p: argparse.ArgumentParser) -> None:
     cap = p.add_argument_group("captions")
     cap.add_argument("--tagger", default="musicnn", choices=sorted(TAGGERS),
                      help="music tagger run once per song for genre, instrument and voice tags (musicnn: "
@@ -131,6 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
                      "songs differ in length, one worker captions on alone). Default on; see docs/pipeline.md")
     add_generation_flags(cap, prefix="caption_")
 
+
+def _download_flags(p: argparse.ArgumentParser) -> None:
     dl = p.add_argument_group("download")
     dl.add_argument("--download_timeout", type=_positive(float), default=30.0, help="socket timeout, s")
     dl.add_argument("--download_retries", type=int, default=3, help="retries on transient errors (timeouts, 429, 5xx)")
@@ -141,12 +155,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="rate limit: seconds between request starts to one host, per worker process")
     dl.add_argument("--cookies", help="Netscape cookies file passed to yt-dlp (never logged or copied)")
 
+
+def _demo_flags(p: argparse.ArgumentParser) -> None:
     demo = p.add_argument_group("demo source")
     demo.add_argument("--demo_songs", type=_positive(int), default=12, help="synthetic songs (default 12)")
     demo.add_argument("--demo_song_seconds", type=_positive(float), default=30.0, help="length of each, s")
     demo.add_argument("--demo_images", type=int, default=120, help="synthetic images (default 120)")
     demo.add_argument("--seed", type=int, default=0, help="seed for synthetic data and pair sampling")
-
-    p.add_argument("--no_progress", action="store_true",
-                   help="show no progress bars: neither the run's nor the libraries' (model loading, downloads)")
-    return p
