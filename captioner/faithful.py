@@ -121,6 +121,14 @@ def common_forms() -> frozenset[str]:
     return frozenset({f for w in PLAIN_WORDS | vocabulary_words() for f in written_forms(w)} | _KEY_LETTERS)
 
 
+@functools.cache
+def _plain_and_fact_forms() -> tuple[frozenset[str], frozenset[str]]:
+    """Forms of the plain words, and the vocabularies' forms that state a fact (not plain ones):
+    the same for every caption, so worked out once, not at every check."""
+    plain = frozenset(f for w in PLAIN_WORDS for f in written_forms(w))
+    return plain, frozenset(f for w in vocabulary_words() for f in written_forms(w)) - plain
+
+
 def _words(text: str) -> list[str]:
     """Lower-case words, hyphenated compounds split into their parts."""
     return [p for w in _WORD.findall(text.lower()) for p in w.split("-") if p]
@@ -146,9 +154,8 @@ class Lexicon:
     @classmethod
     def of(cls, draft: str) -> "Lexicon":
         own = draft_forms(draft)
-        plain = {f for w in PLAIN_WORDS for f in written_forms(w)}
-        facts = (own | {f for w in vocabulary_words() for f in written_forms(w)}) - plain
-        return cls(own | common_forms(), frozenset(facts), compounds_of(draft))
+        plain, vocabulary_facts = _plain_and_fact_forms()
+        return cls(own | common_forms(), frozenset((own - plain) | vocabulary_facts), compounds_of(draft))
 
     def admits(self, word: str) -> bool:
         word = word.lower().replace("’", "'")
