@@ -88,26 +88,27 @@ class TagsLLMCaptioner:
         # The template already holds BOS/special tokens; adding them again would double BOS.
         enc = self.tokenizer([self.prompt(c, attempt) for c in clips], return_tensors="pt", padding=True,
                              add_special_tokens=False).to(self.device)
+        banned = [self._banned_phrases(c) for c in clips] if self.decoding.constrain else None
         with seeded(self.settings.seed_for(attempt), self.device), torch.inference_mode():
             out = self.model.generate(**enc, **self.settings.generate_kwargs(attempt),
                                       logits_processor=self.decoding.processors(enc["input_ids"].shape[1],
-                                                                                self._banned(clips),
-                                                                                self._word_rules(clips)),
+                                                                                self._banned(clips, banned),
+                                                                                self._word_rules(clips, banned)),
                                       pad_token_id=self.tokenizer.pad_token_id)
         new = out[:, enc["input_ids"].shape[1]:]  # left padding: every prompt ends at the same column
         return self.tokenizer.batch_decode(new, skip_special_tokens=True)
 
-    def _banned(self, clips: Sequence[ClipForCaption]) -> list[Banned] | None:
-        """Each clip's banned token sequences (None: constraints off); cached per set of phrases."""
-        if not self.decoding.constrain:
+    def _banned(self, clips: Sequence[ClipForCaption], banned: list[tuple[str, ...]] | None) -> list[Banned] | None:
+        """Each clip's banned token sequences (None: constraints off); cached per set of phrases.
+        ``banned``: each clip's banned phrases (:meth:`_banned_phrases`), worked out once per generation."""
+        if banned is None:
             return None
         out = []
-        for c in clips:
-            phrases = self._banned_phrases(c)
+        for c, phrases in zip(clips, banned):
             words = content_tags(c.tags).words
             if (phrases, words) not in self._banned_cache:
-                banned = token_sequences(self.tokenizer, phrases, allowed_phrases(phrases))
-                self._banned_cache[phrases, words] = replace(banned, wanted=wanted_sequences(self.tokenizer, words))
+                seqs = token_sequences(self.tokenizer, phrases, allowed_phrases(phrases))
+                self._banned_cache[phrases, words] = replace(seqs, wanted=wanted_sequences(self.tokenizer, words))
             out.append(self._banned_cache[phrases, words])
         return out
 
@@ -115,17 +116,18 @@ class TagsLLMCaptioner:
         return banned_phrases(clip.descriptors, clip.valence, clip.arousal, clip.tags, hears_audio=False,
                               mood_given=self.mood == "labels")
 
-    def _word_rules(self, clips: Sequence[ClipForCaption]) -> tuple[TokenWords, list[WordRules]] | None:
+    def _word_rules(self, clips: Sequence[ClipForCaption],
+                    banned: list[tuple[str, ...]] | None) -> tuple[TokenWords, list[WordRules]] | None:
         """Each clip's allowed words while decoding (None: constraints or the draft rule off)."""
-        if not (self.decoding.constrain and self.decoding.hold_to_draft):
+        if banned is None or not self.decoding.hold_to_draft:
             return None
         if self._token_words is None:
             self._token_words = TokenWords(self.tokenizer)
         if len(self._rules_cache) > 256:  # a draft is nearly one per clip: the cache serves the retries
             self._rules_cache.clear()
         out = []
-        for c in clips:
-            key = (self._draft(c) or "", self._banned_phrases(c))
+        for c, phrases in zip(clips, banned):
+            key = (self._draft(c) or "", phrases)
             if key not in self._rules_cache:
                 self._rules_cache[key] = WordRules.of(key[0], self._token_words, key[1])
             out.append(self._rules_cache[key])
