@@ -225,7 +225,8 @@ def all_phrases() -> list[str]:
 
 
 def to_row(probabilities: Mapping[str, Any] | None) -> dict[str, list[float]] | None:
-    """Probabilities by model as a `music` row's ``tag_probs`` struct (None: not tagged)."""
+    """Vectors by model (probabilities, embeddings) as a `music` row's ``tag_probs`` or
+    ``tag_embeddings`` struct (None: not tagged)."""
     if not probabilities:
         return None
     return {ROW_KEYS[m]: [float(v) for v in np.asarray(p, dtype=np.float32)] for m, p in probabilities.items()}

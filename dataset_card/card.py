@@ -383,7 +383,9 @@ def _content_tags(s: DatasetStats) -> str:
         return "Content tags: none (the run had no music tagger).\n\n"
     top = ", ".join(f"{t} {n / s.tagged_clips:.0%}" for t, n in list(s.tag_counts.items())[:15]) or "none passed"
     return (f"Content tags ({s.tagged_clips} clips tagged by musicnn; `tags` holds the caption words their "
-            f"probabilities pass, docs/captioner.md \"Content tags\"): {top}.\n\n{vocab}\n\n")
+            f"probabilities pass, docs/captioner.md \"Content tags\"): {top}.\n\n{vocab}\n"
+            f"- `tag_embeddings.{{mtt,msd}}`: each tagger's penultimate layer (200 values, averaged over the "
+            f"clip's 3 s patches like `tag_probs`), pretrained music features (MMVA's `musicnn` encoder)\n\n")
 
 
 _USES_AND_LIMITS = """## Intended uses

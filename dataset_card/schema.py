@@ -37,7 +37,9 @@ _DESCRIPTORS = {k: datasets.Value(v) for k, v in DESCRIPTOR_FIELDS.items()}
 
 # Content tags (pipeline.tagging): `tag_probs` holds each tagger's probabilities in its vocabulary's
 # order, named once here (and in the card), not per row; `tags` the caption words they pass
-# (captioner.content). A run with --tagger none leaves tag_probs null and tags empty.
+# (captioner.content). `tag_embeddings` holds each tagger's penultimate layer (200 values, the
+# mean over the clip's patches, like tag_probs): pretrained music features (MMVA's `musicnn`
+# encoder). A run with --tagger none leaves tag_probs and tag_embeddings null and tags empty.
 TAG_VOCABULARIES: dict[str, tuple[str, ...]] = {key: VOCABULARIES[model] for model, key in ROW_KEYS.items()}
 # Variable-length lists: parquet has no fixed-size list, and pyarrow cannot read a null row of one back.
 _TAG_PROBS = {k: datasets.List(datasets.Value("float32")) for k in TAG_VOCABULARIES}
@@ -60,6 +62,7 @@ FEATURES: dict[str, datasets.Features] = {
             "descriptors": _DESCRIPTORS,
             "tags": datasets.List(datasets.Value("string")),
             "tag_probs": _TAG_PROBS,
+            "tag_embeddings": _TAG_PROBS,
             "license": datasets.Value("string"),
             "split": datasets.Value("string"),
         }

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from pathlib import Path
 
@@ -19,13 +20,20 @@ import numpy as np
 from mmva_model import evaluate, train
 from mmva_model.evaluation import jsonable
 
+# The offline music encoders compared (each with the measured descriptors beside it).
+MUSIC_CNN = ("model.music={name: logmel-cnn, frozen: true, options: {sample_rate: 16000, n_mels: 32, "
+             "hop: 1024, channels: [8, 16, 32], cnn_dropout: 0.5}}")  # trained from scratch
+MUSIC_MUSICNN = "model.music={name: musicnn, frozen: true}"  # the taggers' penultimate layers, frozen
 # Variant -> config overrides on top of --config (default: offline).
 VARIANTS: dict[str, list[str]] = {
-    "full": [],  # random VA matching, MSE similarity, lambda = 1
+    "full": [],  # the config as it is: random VA matching, MSE similarity, lambda = 1
     "no-similarity": ["loss.similarity_weight=0"],
     "contrastive": ["loss.similarity=contrastive"],
     "fixed-pairs": ["train.matching=fixed"],
-    "no-music-cnn": ["model.music.options.cnn=false"],  # music from the measured descriptors alone
+    "music-cnn": [MUSIC_CNN],
+    "music-musicnn": [MUSIC_MUSICNN],
+    "music-musicnn-tags": ["model.music={name: musicnn, frozen: true, options: {layer: tags}}"],  # 100 probabilities
+    "music-descriptors": ["model.music={name: logmel-cnn, frozen: true, options: {cnn: false}}"],  # no audio model
 }
 COLUMNS = ("music V", "music A", "image V", "image A", "caption V", "caption A",
            "ρ image-music", "ρ image-caption", "ρ music-caption", "image→music nDCG@10")
@@ -97,7 +105,7 @@ def run(argv: list[str] | None = None) -> dict[str, list[dict]]:
             ev = evaluate.run(["--checkpoint", str(result.output_dir), "--data", args.data,
                                "--split", args.split, "--quiet",
                                *(["--trust_remote_code"] if getattr(args, "trust_remote_code", False) else [])])
-            command = "python mmva_model/train.py " + " ".join(targv)
+            command = "python mmva_model/train.py " + shlex.join(targv)
             results.setdefault(variant, []).append({"seed": seed, "command": command, "best_step": result.best_step,
                                                     "metrics": jsonable(ev.metrics)})
             print(f"{variant} seed {seed}: done (best step {result.best_step})", file=sys.stderr)

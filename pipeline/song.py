@@ -121,9 +121,12 @@ def cut(song: DecodedSong, opts: CutOptions) -> Iterator[Clip | Failure]:
             yield Failure(clip_id, "label", getattr(e, "error_type", "no_va"), str(e), 1, "clip")
             continue
         desc = descriptors.clip_descriptors(analysis, start - song.offset_s, end - song.offset_s)
-        tags = song_tags.clip(start - song.offset_s, end - song.offset_s) if song_tags else None
+        window = (start - song.offset_s, end - song.offset_s)
+        tags = song_tags.clip(*window) if song_tags else None
+        embeddings = song_tags.clip_embeddings(*window) if song_tags else None
         yield Clip(clip_id, task.song_id, task.source, start, end, x, song.sample_rate,
-                   v, ar, vs, as_, task.license, desc, caption=task.caption, tags=tags)
+                   v, ar, vs, as_, task.license, desc, caption=task.caption, tags=tags,
+                   tag_embeddings=embeddings)
 
 
 def process_song(task: SongTask, downloader: Downloader, opts: CutOptions) -> Iterator[Clip | Failure]:

@@ -189,6 +189,7 @@ def music_record(clip: Clip, audio: AudioFormat = AudioFormat()) -> dict[str, An
         "descriptors": clip.descriptors,
         "tags": list(content_tags(clip.tags).words),
         "tag_probs": to_row(clip.tags),
+        "tag_embeddings": to_row(clip.tag_embeddings),
         "license": clip.license,
         "split": split_for(clip.song_id, clip.split),
     }

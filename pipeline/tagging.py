@@ -1,5 +1,6 @@
 """Content tags per song: the musicnn taggers once over a song's 3 s patches; a clip gets the mean of
-the patches it covers.
+the patches it covers, of the tag probabilities and of the penultimate layer's embeddings (the
+frozen music features of MMVA's ``musicnn`` encoder, which come from the same forward pass).
 
 Both taggers read the same log-mel patches (musicnn's front end: 16 kHz, 96 mel bands), so the
 spectrogram is computed once per song and each model runs once per patch, however many clips of
@@ -27,16 +28,27 @@ class SongTags:
     patch_s: float
     probabilities: dict[str, np.ndarray]  # model -> (patches, tags) float32
     first: int = 0
+    embeddings: dict[str, np.ndarray] | None = None  # model -> (patches, 200) penultimate features
 
-    def clip(self, start_s: float, end_s: float) -> dict[str, np.ndarray]:
-        """Mean probabilities of the patches whose centres fall in ``[start_s, end_s)``."""
+    def _inside(self, start_s: float, end_s: float) -> np.ndarray:
         n = len(next(iter(self.probabilities.values())))
         centres = (self.first + np.arange(n) + 0.5) * self.patch_s
         inside = np.flatnonzero((centres >= start_s) & (centres < end_s))
         if len(inside) == 0:
             inside = np.array([int(np.argmin(np.abs(centres - (start_s + end_s) / 2)))])
-        return {m: p[inside].mean(axis=0, dtype=np.float64).astype(np.float32)
-                for m, p in self.probabilities.items()}
+        return inside
+
+    def clip(self, start_s: float, end_s: float) -> dict[str, np.ndarray]:
+        """Mean probabilities of the patches whose centres fall in ``[start_s, end_s)``."""
+        return _mean_rows(self.probabilities, self._inside(start_s, end_s))
+
+    def clip_embeddings(self, start_s: float, end_s: float) -> dict[str, np.ndarray] | None:
+        """Mean penultimate embeddings of the same patches as :meth:`clip` (None if not kept)."""
+        return _mean_rows(self.embeddings, self._inside(start_s, end_s)) if self.embeddings else None
+
+
+def _mean_rows(per_model: dict[str, np.ndarray], rows: np.ndarray) -> dict[str, np.ndarray]:
+    return {m: x[rows].mean(axis=0, dtype=np.float64).astype(np.float32) for m, x in per_model.items()}
 
 
 def tag_song(samples: np.ndarray, sample_rate: int, models: Sequence[str],
@@ -64,7 +76,9 @@ def tag_song(samples: np.ndarray, sample_rate: int, models: Sequence[str],
         end = min(max(first + 1, int(np.ceil(span_s[1] / patch_s))), total)
     with torch_threads(1):  # the front end's products, like the models', at a fixed thread count
         patches = frontend.grid_patches(y, first, end - first)
-    return SongTags(patch_s, {t.name: t.probabilities(patches) for t in taggers}, first)
+    outputs = {t.name: t.forward(patches) for t in taggers}
+    return SongTags(patch_s, {m: o.probabilities for m, o in outputs.items()}, first,
+                    {m: o.penultimate for m, o in outputs.items()})
 
 
 def tagger_models(name: str) -> tuple[str, ...]:

@@ -125,3 +125,4 @@ class Clip:
     staged_audio: tuple[str, int] | None = None  # (uri, bytes) of its FLAC in the staging area
     split: str | None = None  # its song's split when the split policy placed it; None: hash of the song id
     tags: dict[str, Any] | None = None  # tagger model -> (tags,) float32 probabilities (pipeline.tagging)
+    tag_embeddings: dict[str, Any] | None = None  # tagger model -> (200,) float32 penultimate features

@@ -63,8 +63,41 @@ def _block(c_in: int, c_out: int) -> nn.Module:
     )
 
 
+class DescriptorInputs:
+    """The measured descriptors as a music encoder's second input: standardised with the training
+    split's statistics (buffers ``desc_mean`` / ``desc_std``, saved with the weights, so a
+    checkpoint predicts the way it was trained), then a one-layer MLP ``desc_mlp``."""
+
+    use_descriptors: bool
+
+    def init_descriptors(self, dim: int) -> int:
+        """Create the buffers and the MLP (none when ``dim`` is 0); returns the features' width."""
+        n_desc = len(DESCRIPTOR_INPUTS) + 1
+        self.register_buffer("desc_mean", torch.zeros(n_desc))
+        self.register_buffer("desc_std", torch.ones(n_desc))
+        self.desc_mlp = nn.Sequential(nn.Linear(n_desc, dim), nn.ReLU()) if dim else None
+        return dim
+
+    def prepare_descriptors(self, row: dict[str, Any]) -> Batch:
+        if not self.use_descriptors:
+            return {}
+        return {"descriptors": torch.from_numpy(descriptor_vector(row.get("descriptors")))}
+
+    def fit_normalisation(self, rows: list[dict[str, Any]]) -> None:
+        if not self.use_descriptors or not rows:
+            return
+        x = np.stack([descriptor_vector(r.get("descriptors")) for r in rows])
+        mean, std = np.nanmean(x, axis=0), np.nanstd(x, axis=0)
+        self.desc_mean.copy_(torch.from_numpy(np.nan_to_num(mean)))
+        self.desc_std.copy_(torch.from_numpy(np.where(np.nan_to_num(std) > 1e-6, std, 1.0)))
+
+    def descriptor_features(self, frozen_out: Batch) -> torch.Tensor:
+        z = (frozen_out["descriptors"] - self.desc_mean) / self.desc_std
+        return self.desc_mlp(torch.nan_to_num(z, nan=0.0))
+
+
 @register("logmel-cnn")
-class LogMelCNN(Encoder):
+class LogMelCNN(DescriptorInputs, Encoder):
     """Log-mel patch -> conv blocks -> mean+max pooling, concatenated with a descriptor MLP."""
 
     modality = "music"
@@ -79,16 +112,10 @@ class LogMelCNN(Encoder):
         self.use_descriptors = bool(o["descriptors"])
         chans = [1, *o["channels"]] if o["cnn"] else []
         self.cnn = nn.Sequential(*(_block(a, b) for a, b in zip(chans[:-1], chans[1:]))) if chans else None
-        n_desc = len(DESCRIPTOR_INPUTS) + 1
-        # Standardisation of the descriptors, learned from the training split (buffers: saved
-        # with the weights, so a checkpoint predicts the way it was trained).
-        self.register_buffer("desc_mean", torch.zeros(n_desc))
-        self.register_buffer("desc_std", torch.ones(n_desc))
         # Dropout on the CNN's pooled features keeps the head from leaning on song-specific
         # spectrogram details when the descriptors already say what generalises across songs.
         self.cnn_dropout = nn.Dropout(float(o["cnn_dropout"]))
-        d = int(o["descriptor_dim"]) if self.use_descriptors else 0
-        self.desc_mlp = nn.Sequential(nn.Linear(n_desc, d), nn.ReLU()) if d else None
+        d = self.init_descriptors(int(o["descriptor_dim"]) if self.use_descriptors else 0)
         self.out_dim = (2 * chans[-1] if chans else 0) + d
         if not self.out_dim:
             raise ValueError("logmel-cnn needs the CNN (options.cnn) or the descriptors (options.descriptors)")
@@ -100,23 +127,12 @@ class LogMelCNN(Encoder):
             power = np.abs(librosa.stft(audio, n_fft=4 * self.hop, hop_length=self.hop)) ** 2
             mel = np.einsum("...ft,mf->...mt", power, self._mel_basis(), optimize=True)
         logmel = np.log(mel + 1e-6).astype(np.float32)
-        out = {"logmel": torch.from_numpy(logmel).unsqueeze(0)}
-        if self.use_descriptors:
-            out["descriptors"] = torch.from_numpy(descriptor_vector(row.get("descriptors")))
-        return out
+        return {"logmel": torch.from_numpy(logmel).unsqueeze(0), **self.prepare_descriptors(row)}
 
     def _mel_basis(self) -> np.ndarray:
         if getattr(self, "_basis", None) is None:
             self._basis = librosa.filters.mel(sr=self.sample_rate, n_fft=4 * self.hop, n_mels=self.n_mels)
         return self._basis
-
-    def fit_normalisation(self, rows: list[dict[str, Any]]) -> None:
-        if not self.use_descriptors or not rows:
-            return
-        x = np.stack([descriptor_vector(r.get("descriptors")) for r in rows])
-        mean, std = np.nanmean(x, axis=0), np.nanstd(x, axis=0)
-        self.desc_mean.copy_(torch.from_numpy(np.nan_to_num(mean)))
-        self.desc_std.copy_(torch.from_numpy(np.where(np.nan_to_num(std) > 1e-6, std, 1.0)))
 
     def forward(self, frozen_out: Batch) -> torch.Tensor:
         feats = []
@@ -128,8 +144,7 @@ class LogMelCNN(Encoder):
             h = self.cnn(x)
             feats.append(self.cnn_dropout(torch.cat([h.mean(dim=(2, 3)), h.amax(dim=(2, 3))], dim=1)))
         if self.desc_mlp is not None:
-            z = (frozen_out["descriptors"] - self.desc_mean) / self.desc_std
-            feats.append(self.desc_mlp(torch.nan_to_num(z, nan=0.0)))
+            feats.append(self.descriptor_features(frozen_out))
         return torch.cat(feats, dim=1)
 
 

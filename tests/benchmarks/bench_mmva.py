@@ -10,6 +10,10 @@
    rehearsal (BENCH_MMVA_FRACTION, default 0.05), extrapolated to the full size's 25,936 clips and
    24,744 images, with each backbone's per-row cost before and now side by side; writes
    runs/bench/mmva-cache.json.
+3. At any size, on an existing run (``python -m tests.benchmarks.bench_mmva --data RUN --train_eval``):
+   caching as in 2, then ``accelerate launch mmva_model/train.py`` from that cache and
+   ``python -m mmva_model.evaluate`` on the test split (with ``--matching``: IMEMNet's real pairs),
+   each command's wall time and peak RSS over its processes, steps/s, and the disk each step takes.
 """
 from __future__ import annotations
 
@@ -227,10 +231,11 @@ def test_feature_caching_at_rehearsal_size():
     assert lay["efficientnet_speedup"] > 1 and lay["minilm_speedup"] > 1, lay
 
 
-def caching_record(run: Path, tmp: Path) -> dict:
+def caching_record(run: Path, tmp: Path, with_layouts: bool = True) -> dict:
     """Caching ``run`` (a pipeline run folder) measured, extrapolated, and the layouts side by side."""
-    return {"run": str(run), "rows": {table: _rows(run, table) for table in FULL_SIZE},
-            "cache": cache_run(run, tmp / "features", tmp / "cache.log"), "layouts": layouts(run)}
+    record = {"run": str(run), "rows": {table: _rows(run, table) for table in FULL_SIZE},
+              "cache": cache_run(run, tmp / "features", tmp / "cache.log")}
+    return {**record, "layouts": layouts(run) if with_layouts else {}}
 
 
 def _rows(run: Path, table: str) -> int:
@@ -239,20 +244,72 @@ def _rows(run: Path, table: str) -> int:
     return sum(pq.ParquetFile(f).metadata.num_rows for f in (run / "data" / table).glob("*.parquet"))
 
 
+def _disk_gb(path: Path) -> float:
+    return round(sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**30, 3) if path.exists() else 0.0
+
+
+def train_eval_record(run: Path, tmp: Path, matching: list[str]) -> dict:
+    """Train the default config from the cache :func:`caching_record` filled, then evaluate the test
+    split: each command measured (wall, peak RSS over its processes); disk of the run, the cache, the
+    checkpoints, and what the datasets cache gained (nothing when the run is read in place)."""
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
+    hf_cache = Path(os.environ.get("HF_DATASETS_CACHE", Path.home() / ".cache" / "huggingface" / "datasets"))
+    hf_before = _disk_gb(hf_cache)
+    out, cache = tmp / "train", tmp / "features"
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "1", "mmva_model/train.py",
+              "--data", str(run), "--output_dir", str(out), "--cache_dir", str(cache), "--no_progress"]
+    trained = measure(launch, cwd=ROOT, env=env, watch=[out], log=tmp / "train.log")
+    assert trained.returncode == 0, (tmp / "train.log").read_text()[-3000:]
+    summary = json.loads((out / "train.json").read_text())
+    evaluate = [sys.executable, "-m", "mmva_model.evaluate", "--checkpoint", str(out), "--data", str(run),
+                "--cache_dir", str(cache), "--out", str(tmp / "eval"), "--quiet",
+                *(["--matching", *matching] if matching else [])]
+    scored = measure(evaluate, cwd=ROOT, env=env, watch=[tmp / "eval"], log=tmp / "eval.log")
+    assert scored.returncode == 0, (tmp / "eval.log").read_text()[-3000:]
+    metrics = json.loads((tmp / "eval" / "metrics.json").read_text())
+    return {"train": {"command": trained.as_dict(), "steps": summary.get("step"),
+                      "steps_per_second": summary.get("steps_per_second"), "threads": summary.get("threads"),
+                      "best_step": summary.get("best_step")},
+            "evaluate": {"command": scored.as_dict(), "counts": metrics.get("counts"), "metrics": metrics},
+            "disk_gb": {"run": _disk_gb(run), "feature_cache": _disk_gb(cache), "checkpoints": _disk_gb(out),
+                        "datasets_cache_growth": round(_disk_gb(hf_cache) - hf_before, 3)}}
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Measure caching of an existing run folder (any size; the full size needs no extrapolation)."""
+    """Measure caching of an existing run folder (any size; the full size needs no extrapolation),
+    and with --train_eval training and evaluation after it."""
     import argparse
 
     p = argparse.ArgumentParser(prog="python -m tests.benchmarks.bench_mmva", description=main.__doc__)
     p.add_argument("--data", required=True, help="pipeline run folder to cache")
     p.add_argument("--record", default=None, help="also write runs/bench/<RECORD>")
+    p.add_argument("--train_eval", action="store_true",
+                   help="then train the offline config from the cache and evaluate its test split")
+    p.add_argument("--matching", nargs="+", default=[], metavar="FILE",
+                   help="IMEMNet matching files for the evaluation's real-pair Spearman")
+    p.add_argument("--layouts", action=argparse.BooleanOptionalAction, default=True,
+                   help="also time each backbone's layouts side by side on 64 rows (default: on)")
     a = p.parse_args(argv)
     with tempfile.TemporaryDirectory() as d:
-        record = caching_record(Path(a.data), Path(d))
+        record = caching_record(Path(a.data), Path(d), with_layouts=a.layouts)
+        if a.train_eval:
+            record["train_eval"] = train_eval_record(Path(a.data), Path(d), a.matching)
     _print_cache(record)
+    if a.train_eval:
+        _print_train_eval(record["train_eval"])
     if a.record:
         print(f"wrote {write_record(a.record, record)}")
     return 0
+
+
+def _print_train_eval(r: dict) -> None:
+    t, e = r["train"], r["evaluate"]
+    print(f"training: {t['steps']} steps in {t['command']['wall_s']} s at {t['steps_per_second']:.1f} steps/s "
+          f"({t['threads']} threads), peak RSS {t['command']['peak_rss_gb']} GB")
+    va = e["metrics"]["va"]
+    print(f"evaluation of {e['counts']}: {e['command']['wall_s']} s, peak RSS {e['command']['peak_rss_gb']} GB; "
+          + ", ".join(f"{m} R2 V {va[m]['valence']['r2']:.3f} A {va[m]['arousal']['r2']:.3f}" for m in va))
+    print(f"disk (GB): {r['disk_gb']}")
 
 
 def _print_cache(record: dict) -> None:

@@ -13,6 +13,7 @@ import torch
 from threadpoolctl import threadpool_limits
 
 from mmva_model import feature_cache
+from mmva_model.ablation import MUSIC_CNN
 from mmva_model.config import load_config
 from mmva_model.data import load_split
 from mmva_model.encoders import build_encoder
@@ -25,9 +26,10 @@ from tests.mmva_model.test_train import tiny_args
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="module")
-def offline_model() -> MMVA:
-    return MMVA(load_config("offline"))
+@pytest.fixture(scope="module", params=["musicnn", "music-cnn"])
+def offline_variant(request) -> MMVA:
+    """The offline config, and with the ablation's log-mel CNN (whose log-mel is a BLAS product)."""
+    return MMVA(load_config("offline", [] if request.param == "musicnn" else [MUSIC_CNN]))
 
 
 @pytest.fixture(scope="module")
@@ -40,8 +42,8 @@ def _same(a: dict, b: dict) -> bool:
         a[m].keys() == b[m].keys() and all(torch.equal(a[m][k], b[m][k]) for k in a[m]) for m in a)
 
 
-def test_offline_features_are_the_same_bytes_whatever_the_workers_and_threads(offline_model, train_split, tmp_path):
-    music = table_encoders(offline_model, "music")
+def test_offline_features_are_the_same_bytes_whatever_the_workers_and_threads(offline_variant, train_split, tmp_path):
+    music = table_encoders(offline_variant, "music")
     runs = {}
     for name, workers, threads in (("in-process-1", 0, 1), ("in-process-2", 0, 2), ("2-workers", 2, 2)):
         # torch's threads and BLAS's (the log-mel's product) both set to `threads` around the pass

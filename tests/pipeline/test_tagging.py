@@ -16,6 +16,24 @@ def test_a_clip_is_the_mean_of_the_patches_centred_in_it():
     assert tags.clip(0.0, 10.0)["MTT_musicnn"][0] == pytest.approx((0 + 1 + 2) / 3)  # centres 1.5, 4.5, 7.5
     assert tags.clip(4.5, 7.5)["MTT_musicnn"][0] == 1.0  # a window's start is inside, its end is not
     assert tags.clip(10.0, 11.0)["MTT_musicnn"][0] == 3.0  # no centre inside: the nearest patch (10.5)
+    assert tags.clip_embeddings(0.0, 10.0) is None  # embeddings not kept
+
+
+def test_a_clips_embedding_averages_the_same_patches_as_its_probabilities():
+    song = g.music_like_song(10.0, 44100)
+    tags = tagging.tag_song(song, 44100, MODELS)
+    assert all(e.shape == (3, 200) and e.dtype == np.float32 for e in tags.embeddings.values())
+    emb = tags.clip_embeddings(3.0, 10.0)  # centres 1.5, 4.5, 7.5 s: patches 1 and 2
+    for m in MODELS:
+        np.testing.assert_array_equal(emb[m], tags.embeddings[m][1:].mean(axis=0, dtype=np.float64).astype(np.float32))
+    # the penultimate layer is what the output layer reads: the same forward pass as the probabilities
+    from captioner.tagger import frontend, load_tagger, torch_threads
+
+    with torch_threads(1):  # as tag_song computes the front end
+        patches = frontend.grid_patches(frontend.resample_to_16k(song, 44100), 0, 3)
+    out = load_tagger("MSD_musicnn").forward(patches)
+    np.testing.assert_array_equal(out.penultimate, tags.embeddings["MSD_musicnn"])
+    np.testing.assert_array_equal(out.probabilities, tags.probabilities["MSD_musicnn"])
 
 
 def test_no_models_no_tags():
