@@ -59,6 +59,9 @@ class Encoder(nn.Module):
     # How ``frozen`` computes when it differs from the trained path's arithmetic (rounding-level
     # differences): part of the feature-cache key, not of the checkpoint's fingerprint.
     inference_form: str = ""
+    # Tagger models whose per-clip outputs (``tag_probs`` / ``tag_embeddings``) this encoder reads from
+    # a row: whoever makes rows from audio (zero-shot libraries) tags the audio for it.
+    row_taggers: tuple[str, ...] = ()
 
     def __init__(self, cfg: EncoderConfig):
         super().__init__()

@@ -27,6 +27,7 @@ from mmva_model.config import EncoderConfig
 from mmva_model.encoders.audio_cnn import DescriptorInputs
 from mmva_model.encoders.base import Batch, Encoder, register
 from mmva_model.media import decode_audio, media_bytes
+from pipeline.tagging import tag_song
 
 # layer option -> (row column, values per tagger)
 LAYERS = {"penultimate": ("tag_embeddings", 200), "tags": ("tag_probs", 50)}
@@ -48,7 +49,7 @@ class MusicnnFeatures(DescriptorInputs, Encoder):
             raise ValueError(f"musicnn encoder: unknown options {unknown}")
         if o["layer"] not in LAYERS:
             raise ValueError(f"musicnn encoder: layer must be one of {sorted(LAYERS)}, got {o['layer']!r}")
-        self.models = tuple(o["models"])
+        self.models = self.row_taggers = tuple(o["models"])
         if not self.models or set(self.models) - set(ROW_KEYS):
             raise ValueError(f"musicnn encoder: models must be among {sorted(ROW_KEYS)}, got {list(self.models)}")
         self.column, width = LAYERS[o["layer"]]
@@ -70,8 +71,6 @@ class MusicnnFeatures(DescriptorInputs, Encoder):
 
     def tag_audio(self, cell: Any) -> dict[str, np.ndarray]:
         """Tag the clip's own audio the way the pipeline tags a clip (mean of its patches)."""
-        from pipeline.tagging import tag_song  # lazily: only rows without stored vectors need it
-
         audio = decode_audio(media_bytes(cell), TAGGER_RATE)
         song = tag_song(audio, TAGGER_RATE, self.models)
         window = (0.0, len(audio) / TAGGER_RATE)

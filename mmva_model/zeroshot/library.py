@@ -31,6 +31,7 @@ import datasets
 import numpy as np
 from tqdm.auto import tqdm
 
+from captioner.content import to_row
 from dataset_card.schema import MUSIC, SPLITS
 from mmva_model.data import DataError, TableSplit, load_table
 from mmva_model.encoders.base import Batch
@@ -41,6 +42,7 @@ from mmva_model.progress import hf_progress
 from mmva_model.zeroshot.predict import encode_prepared, model_hash
 from pipeline import audio as pipeline_audio
 from pipeline import descriptors as pipeline_descriptors
+from pipeline.tagging import tag_song
 
 DEFAULT_CACHE = "runs/cache/mmva-library"
 CACHE_VERSION = 1  # bump when what a cache file holds changes meaning
@@ -210,17 +212,26 @@ def _audio_files(root: Path) -> tuple[list[Path], list[str]]:
     return audio, ignored
 
 
-def _file_clips(path: Path, options: LibraryOptions) -> list[tuple[int, float, float, np.ndarray, dict]]:
-    """(index, start_s, end_s, samples, descriptors) of one file's clips; raises AudioError/ValueError."""
+def _file_clips(path: Path, options: LibraryOptions, taggers: tuple[str, ...] = ()
+                ) -> list[tuple[int, float, float, np.ndarray, dict]]:
+    """(index, start_s, end_s, samples, row fields) of one file's clips; raises AudioError/ValueError.
+
+    The row fields are the clip's descriptors and, with ``taggers``, its ``tag_probs`` and
+    ``tag_embeddings``: the file tagged once, each clip the mean of its patches, as the pipeline
+    does for a song (the ``musicnn`` encoder reads them instead of tagging each clip again)."""
     x = pipeline_audio.decode(path, ANALYSIS_RATE, max_seconds=options.max_file_seconds)
     duration = len(x) / ANALYSIS_RATE
     windows = pipeline_audio.clip_grid(duration, options.clip_seconds, options.clip_seconds)
     windows = windows or [(0, 0.0, round(duration, 3))]  # a short file is one (short) clip
     analysis = pipeline_descriptors.analyze(x, ANALYSIS_RATE)
+    tags = tag_song(x, ANALYSIS_RATE, taggers) if taggers else None
     out = []
     for index, start, end in windows:
         samples = x[int(round(start * ANALYSIS_RATE)):int(round(end * ANALYSIS_RATE))]
-        out.append((index, start, end, samples, pipeline_descriptors.clip_descriptors(analysis, start, end)))
+        fields = {"descriptors": pipeline_descriptors.clip_descriptors(analysis, start, end)}
+        if tags is not None:
+            fields |= {"tag_probs": to_row(tags.clip(start, end)), "tag_embeddings": to_row(tags.clip_embeddings(start, end))}
+        out.append((index, start, end, samples, fields))
     return out
 
 
@@ -234,19 +245,20 @@ def _plan_folder(source: str, options: LibraryOptions) -> _Plan:
 
     def clips(model: MMVA, out: _Collected, progress: bool) -> Iterator[Batch]:
         encoder = model.encoder("music")
+        taggers = encoder.row_taggers  # tag each file once for an encoder that reads the tags
         for path, name in tqdm(list(zip(files, rel)), desc="embedding library", unit="file", disable=not progress):
             try:
-                file_clips = _file_clips(path, options)
+                file_clips = _file_clips(path, options, taggers)
             except pipeline_audio.AudioError as e:
                 out.failures.append(LibraryFailure(name, e.error_type, e.message))
                 continue
             except (ValueError, OSError) as e:  # analysis of a degenerate signal; unreadable file
                 out.failures.append(LibraryFailure(name, type(e).__name__, str(e)))
                 continue
-            for index, start, end, samples, desc in file_clips:
-                row = {"audio": pipeline_audio.encode_flac(samples, ANALYSIS_RATE), "descriptors": desc}
+            for index, start, end, samples, fields in file_clips:
+                row = {"audio": pipeline_audio.encode_flac(samples, ANALYSIS_RATE), **fields}
                 prepared = encoder.prepare(row)  # our own FLAC bytes: a failure here is a bug, so it raises
-                out.add(f"{name}#{index}", "", desc, (float("nan"), float("nan")),
+                out.add(f"{name}#{index}", "", fields["descriptors"], (float("nan"), float("nan")),
                         {"kind": "file", "path": name, "start_s": start, "end_s": end})
                 yield prepared
 

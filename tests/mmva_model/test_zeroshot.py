@@ -190,6 +190,26 @@ def test_audio_folder_library_clips_descriptors_failures_and_cache(audio_folder,
     assert not changed.from_cache and changed.ids[2:4] == ["short.ogg#0", "short.ogg#1"]
 
 
+def test_an_audio_folder_is_tagged_once_per_file_for_the_musicnn_encoder(audio_folder, tmp_path, monkeypatch):
+    """The musicnn encoder reads tag_embeddings from rows; a folder's rows get them as the pipeline's
+    do (the file tagged once, a clip the mean of the patches centred in it), not per clip."""
+    from pipeline.tagging import tag_song
+
+    model = MMVA(load_config("tiny", ["model.music={name: musicnn, frozen: true}"])).eval()
+    encoder, rows = model.encoder("music"), []
+    prepare = encoder.prepare
+    monkeypatch.setattr(encoder, "prepare", lambda row: rows.append(row) or prepare(row))
+    monkeypatch.setattr(encoder, "tag_audio", lambda cell: pytest.fail("a clip tagged on its own"))
+    lib = load_library(audio_folder, model, options=LibraryOptions(clip_seconds=4.0), cache_dir=tmp_path / "cache")
+    assert lib.ids[:2] == ["chords.wav#0", "chords.wav#1"] and len(rows) == len(lib.ids)
+    song = tag_song(pipeline_audio.decode(audio_folder / "chords.wav", 22050), 22050, encoder.models)
+    for row, (start, end) in zip(rows[:2], [(0.0, 4.0), (4.0, 8.0)]):
+        for model_name, key in (("MTT_musicnn", "mtt"), ("MSD_musicnn", "msd")):
+            np.testing.assert_array_equal(np.float32(row["tag_embeddings"][key]),
+                                          song.clip_embeddings(start, end)[model_name])
+            np.testing.assert_array_equal(np.float32(row["tag_probs"][key]), song.clip(start, end)[model_name])
+
+
 def test_text2music_on_an_audio_folder_lists_its_failures(capsys, audio_folder, ckpt, tmp_path):
     code, out, _ = cli(capsys, "text2music", TEXT, "--checkpoint", ckpt, "--library", audio_folder,
                        "--clip_seconds", "4", "--cache_dir", tmp_path / "cache", "--quiet", "-k", "2")
