@@ -230,7 +230,8 @@ def _file_clips(path: Path, options: LibraryOptions, taggers: tuple[str, ...] = 
         samples = x[int(round(start * ANALYSIS_RATE)):int(round(end * ANALYSIS_RATE))]
         fields = {"descriptors": pipeline_descriptors.clip_descriptors(analysis, start, end)}
         if tags is not None:
-            fields |= {"tag_probs": to_row(tags.clip(start, end)), "tag_embeddings": to_row(tags.clip_embeddings(start, end))}
+            fields |= {"tag_probs": to_row(tags.clip(start, end)),
+                       "tag_embeddings": to_row(tags.clip_embeddings(start, end))}
         out.append((index, start, end, samples, fields))
     return out
 
