@@ -109,6 +109,11 @@ def add_generation_flags(parser, prefix: str = "") -> None:
                         help="tags-llm: reject a caption with a word or a sentence that states what the clip's "
                              "facts do not, and keep such words out while decoding (default on; see "
                              "captioner.faithful). Recorded in the captioner id ('+loose') when off")
+    parser.add_argument(f"--{prefix}forced_p", type=float, default=None, metavar="P",
+                        help="tags-llm: reject a caption holding a token the model itself, before the decoding "
+                             "rules, gave under probability P there: a word the rules forced, where sentences break "
+                             "(default 0.001; 0 off; see captioner.forced). Recorded in the captioner id when not "
+                             "the default")
     parser.add_argument(f"--{prefix}mood", choices=("labels", "none"), default=None,
                         help="where caption mood words come from: 'labels' (default) = the clip's VA labels "
                         "(captions then carry their label); 'none' = tags-llm and descriptor write no mood words, "
@@ -119,7 +124,7 @@ def extra_from_args(args: argparse.Namespace, prefix: str = "") -> dict[str, Any
     """The flags of :func:`add_generation_flags` that were given, as ``CaptionerConfig.extra``."""
     keys = ("max_new_tokens", "min_new_tokens", "seed", "retries", "temperature", "top_p", "do_sample", "dtype",
             "trust_remote_code", "revision", "attn_implementation", "cache_implementation", "random_weights",
-            "mood", "constrain", "prompt_design", "content_boost", "hold_to_draft")
+            "mood", "constrain", "prompt_design", "content_boost", "hold_to_draft", "forced_p")
     # `is not None`, not truthiness: --retries 0 and --seed 0 are real values.
     return {k: getattr(args, prefix + k) for k in keys if getattr(args, prefix + k, None) is not None}
 
@@ -159,14 +164,15 @@ def seeded(seed: int, device: str):
 
 def caption_with_retries(
     batch: Sequence[ClipForCaption],
-    generate: Callable[[Sequence[ClipForCaption], int], list[str]],
-    check: Callable[[ClipForCaption, str], Checked],
+    generate: Callable[[Sequence[ClipForCaption], int], list[Any]],
+    check: Callable[[ClipForCaption, Any], Checked],
     settings: GenerationSettings,
     captioner_id: str,
 ) -> list[CaptionResult]:
     """Generate for the whole batch, then regenerate only the rejected clips, up to ``retries`` times.
 
-    ``generate(clips, attempt)`` returns one raw text per clip; the last rejection's reason is
+    ``generate(clips, attempt)`` returns one raw answer per clip (a text, or what the backend's
+    ``check`` reads: text and the words decoding forced); the last rejection's reason is
     what a clip that never passes is recorded with, and ``attempts`` counts generations.
     """
     results: list[CaptionResult | None] = [None] * len(batch)

@@ -24,6 +24,7 @@ from captioner.constraints import (Banned, BannedPhrases, allowed_phrases, banne
                                    wanted_sequences)
 from captioner.content import content_tags
 from captioner.faithful import DraftWords, TokenWords, WordRules, draft_of
+from captioner.forced import FORCED_P, Answer, answers
 from captioner.generation import GenerationSettings, as_bool, caption_with_retries, pick_device_dtype, seeded
 from captioner.postprocess import Checked, Limits, postprocess, unusable
 from captioner.prompts import DEFAULT_DESIGN, PROMPT_DESIGNS, mood_setting, plain_prompt
@@ -50,12 +51,11 @@ class TagsLLMCaptioner:
         self._banned_cache: dict[tuple[tuple[str, ...], tuple[str, ...]], Banned] = {}
         self._rules_cache: dict[tuple[str, tuple[str, ...]], WordRules] = {}
         self._token_words: TokenWords | None = None  # built on first use: one pass over the vocabulary
-        free = ("" if self.decoding.constrain else "+unconstrained") + ("" if self.decoding.hold_to_draft else "+loose")
         design = str(config.extra.get("prompt_design") or DEFAULT_DESIGN)
         if design not in PROMPT_DESIGNS:
             raise ValueError(f"prompt design {design!r}: choose one of {', '.join(PROMPT_DESIGNS)}")
         self.messages, version = PROMPT_DESIGNS[design]
-        self.id = f"tags-llm/{self.source.display_id}/{version}+mood-{self.mood}{free}"
+        self.id = f"tags-llm/{self.source.display_id}/{version}+mood-{self.mood}{self.decoding.id_suffix()}"
 
     def caption(self, batch: Sequence[ClipForCaption]) -> list[CaptionResult]:
         results: list[CaptionResult | None] = [None] * len(batch)
@@ -67,7 +67,8 @@ class TagsLLMCaptioner:
             else:
                 usable.append(i)
         if usable:
-            done = caption_with_retries([batch[i] for i in usable], self.generate_raw, self._check, self.settings, self.id)
+            done = caption_with_retries([batch[i] for i in usable], self.generate_answers, self._check, self.settings,
+                                        self.id)
             for i, r in zip(usable, done, strict=True):
                 results[i] = r
         return [r for r in results if r is not None]
@@ -83,20 +84,26 @@ class TagsLLMCaptioner:
 
     def generate_raw(self, clips: Sequence[ClipForCaption], attempt: int = 0) -> list[str]:
         """One batched ``generate``; returns only the newly generated text of each clip."""
+        return [a.text for a in self.generate_answers(clips, attempt)]
+
+    def generate_answers(self, clips: Sequence[ClipForCaption], attempt: int = 0) -> list[Answer]:
+        """One batched ``generate``: each clip's new text, and the words in it the rules forced."""
         import torch
 
         # The template already holds BOS/special tokens; adding them again would double BOS.
         enc = self.tokenizer([self.prompt(c, attempt) for c in clips], return_tensors="pt", padding=True,
                              add_special_tokens=False).to(self.device)
         banned = [self._banned_phrases(c) for c in clips] if self.decoding.constrain else None
+        measure = self.decoding.forced_p > 0
         with seeded(self.settings.seed_for(attempt), self.device), torch.inference_mode():
             out = self.model.generate(**enc, **self.settings.generate_kwargs(attempt),
                                       logits_processor=self.decoding.processors(enc["input_ids"].shape[1],
                                                                                 self._banned(clips, banned),
                                                                                 self._word_rules(clips, banned)),
-                                      pad_token_id=self.tokenizer.pad_token_id)
-        new = out[:, enc["input_ids"].shape[1]:]  # left padding: every prompt ends at the same column
-        return self.tokenizer.batch_decode(new, skip_special_tokens=True)
+                                      pad_token_id=self.tokenizer.pad_token_id,
+                                      return_dict_in_generate=True, output_logits=measure)
+        new = out.sequences[:, enc["input_ids"].shape[1]:]  # left padding: every prompt ends at the same column
+        return answers(self.tokenizer, new, out.logits if measure else None, self.decoding.forced_p)
 
     def _banned(self, clips: Sequence[ClipForCaption], banned: list[tuple[str, ...]] | None) -> list[Banned] | None:
         """Each clip's banned token sequences (None: constraints off); cached per set of phrases.
@@ -139,10 +146,14 @@ class TagsLLMCaptioner:
             return None
         return draft_of(clip.descriptors, clip.valence, clip.arousal, self.mood == "labels", clip.tags)
 
-    def _check(self, clip: ClipForCaption, raw: str) -> Checked:
-        return postprocess(raw, clip.descriptors, clip.valence, clip.arousal, limits=self.limits,
-                           hears_audio=False, mood_given=self.mood == "labels", tags=clip.tags,
-                           draft=self._draft(clip))
+    def _check(self, clip: ClipForCaption, raw: str | Answer) -> Checked:
+        answer = raw if isinstance(raw, Answer) else Answer(raw)
+        checked = postprocess(answer.text, clip.descriptors, clip.valence, clip.arousal, limits=self.limits,
+                              hears_audio=False, mood_given=self.mood == "labels", tags=clip.tags,
+                              draft=self._draft(clip))
+        if checked.ok and answer.forced:
+            return Checked(None, "caption_forced_word", answer.message(self.decoding.forced_p))
+        return checked
 
 
 @dataclass(frozen=True)
@@ -154,6 +165,7 @@ class AnswerDecoding:
     constrain: bool = True  # keep each clip's banned phrases (captioner.constraints) out while decoding
     content_boost: float = 3.0  # logit added to the clip's content words until written (with constrain)
     hold_to_draft: bool = True  # no word or sentence beyond the clip's draft (captioner.faithful)
+    forced_p: float = FORCED_P  # reject an answer with a token the model gave under this (captioner.forced; 0: off)
 
     @classmethod
     def from_extra(cls, extra: dict[str, Any]) -> "AnswerDecoding":
@@ -162,9 +174,17 @@ class AnswerDecoding:
         constrain = as_bool(extra.get("constrain", cls.constrain))
         boost = float(extra.get("content_boost", cls.content_boost))
         hold = as_bool(extra.get("hold_to_draft", cls.hold_to_draft))
+        forced = float(extra.get("forced_p", cls.forced_p))
         if n < 0 or penalty < 1.0 or boost < 0:
             raise ValueError("no_repeat_ngram_size and content_boost must be >= 0 and repetition_penalty >= 1")
-        return cls(n, penalty, constrain, boost, hold)
+        if not 0 <= forced < 1:
+            raise ValueError(f"forced_p must be in [0, 1), got {forced}")
+        return cls(n, penalty, constrain, boost, hold, forced)
+
+    def id_suffix(self) -> str:
+        """What the captioner id records of these settings where they differ from the defaults."""
+        forced = "" if self.forced_p == FORCED_P else "+unforced" if self.forced_p == 0 else f"+forced{self.forced_p:g}"
+        return ("" if self.constrain else "+unconstrained") + ("" if self.hold_to_draft else "+loose") + forced
 
     def processors(self, prompt_len: int, banned: Sequence[Banned] | None = None,
                    words: tuple[TokenWords, Sequence[WordRules]] | None = None):

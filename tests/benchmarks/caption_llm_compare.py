@@ -128,7 +128,8 @@ class _Recorder:
         self.attempt = 0
         self.first_reasons: collections.Counter = collections.Counter()
         self.rejected: dict[str, list] = collections.defaultdict(list)
-        generate, check = cap.generate_raw, cap._check
+        name = "generate_answers" if hasattr(cap, "generate_answers") else "generate_raw"  # what caption() calls
+        generate, check = getattr(cap, name), cap._check
 
         def gen(batch, attempt=0):
             self.attempt = attempt
@@ -139,10 +140,11 @@ class _Recorder:
             if not checked.ok:
                 if self.attempt == 0:
                     self.first_reasons[checked.error_type] += 1
-                self.rejected[clip.clip_id].append([checked.error_type, checked.message, raw.strip()])
+                self.rejected[clip.clip_id].append([checked.error_type, checked.message, getattr(raw, "text", raw).strip()])
             return checked
 
-        cap.generate_raw, cap._check = gen, chk
+        setattr(cap, name, gen)
+        cap._check = chk
 
 
 def main(argv: Sequence[str] | None = None) -> int:
