@@ -28,7 +28,7 @@ import torch
 
 from mmva_model import train
 from mmva_model.threads import available_cores
-from tests.benchmarks.procmon import measure
+from tests.benchmarks.procmon import folder_bytes, measure
 from tests.benchmarks.records import write_record
 from tests.e2e_helpers import run_pipeline
 
@@ -245,7 +245,7 @@ def _rows(run: Path, table: str) -> int:
 
 
 def _disk_gb(path: Path) -> float:
-    return round(sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**30, 3) if path.exists() else 0.0
+    return round(folder_bytes([path]) / 2**30, 3)  # allocated, hard links once, as the pipeline's figures
 
 
 def train_eval_record(run: Path, tmp: Path, matching: list[str]) -> dict:
