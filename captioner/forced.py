@@ -14,8 +14,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:  # torch is imported where a caption is generated: the pipeline's launcher needs none
+    import torch
 
 FORCED_P = 1e-3  # default threshold (docs/captioner.md, "Forced words")
 
@@ -36,6 +38,8 @@ class Answer:
 def token_probabilities(logits: Sequence[torch.Tensor], tokens: torch.Tensor) -> torch.Tensor:
     """(batch, steps) probability the unprocessed model gave each generated token; ``logits`` is
     ``generate(..., output_logits=True)``'s per-step (batch, vocabulary) tuple."""
+    import torch
+
     out = torch.empty(tokens.shape, dtype=torch.float32)
     for step, step_logits in enumerate(logits[: tokens.shape[1]]):
         logp = torch.log_softmax(step_logits.float(), dim=-1)

@@ -21,6 +21,7 @@ from captioner.base import CaptionerConfig
 from captioner.generation import extra_from_args
 from pipeline import graph, inputs, progress, summary
 from pipeline.beam_options import beam_options, static_workers
+from pipeline.cores import usable_cores
 from pipeline.download import DownloadOptions
 from pipeline.inputs import InputSpec, Listed, input_specs
 from pipeline.local_runner import local_runner, uses_worker_processes
@@ -173,17 +174,18 @@ def run(argv: list[str] | None = None) -> summary.RunSummary:
     s = summary.build_summary(opts, po, listed, manifest, result, time.time() - t0, songs_phase)
     write_atomic(join(opts.output, "run.json"), json.dumps(asdict(s), indent=2, default=str).encode())
     if local:
-        write_caption_audit(opts.output)
+        write_caption_audit(opts.output, static_workers(po) or usable_cores())
     return s
 
 
-def write_caption_audit(output: str) -> None:
-    """caption_audit.json/.md beside run.json (the dataset card shows it); a run without music
-    shards has nothing to audit, which is logged, not raised."""
+def write_caption_audit(output: str, processes: int = 1) -> None:
+    """caption_audit.json/.md beside run.json (the dataset card shows it), over as many processes
+    as the run had workers; a run without music shards has nothing to audit, which is logged, not
+    raised."""
     from captioner import audit
 
     try:
-        audit.write(audit.audit(output), output)
+        audit.write(audit.audit(output, processes), output)
     except FileNotFoundError as e:
         log.warning("no caption audit: %s", e)
 

@@ -85,7 +85,7 @@ def tagger_models(name: str) -> tuple[str, ...]:
     """The models ``--tagger name`` runs, their weights checked now rather than in every worker."""
     models = TAGGERS[name]
     if models:
-        from captioner.tagger.api import TaggerWeightsMissing, checkpoint_prefix
+        from captioner.tagger.weights import TaggerWeightsMissing, checkpoint_prefix
 
         try:
             for m in models:

@@ -3,10 +3,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import importlib.util
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -15,36 +13,10 @@ from captioner.tagger import frontend
 from captioner.tagger.checkpoint import Checkpoint
 from captioner.tagger.model import Musicnn, load_weights
 from captioner.tagger.vocab import VOCABULARIES
+from captioner.tagger.weights import INSTALL_HINT, TaggerWeightsMissing, checkpoint_prefix, known, musicnn_dir  # noqa: F401
 
-INSTALL_HINT = "pip install --no-deps musicnn==0.1.0 (or `make`, which installs it)"
 BATCH_PATCHES = 1  # patches per forward pass (see Tagger.forward)
 EMBEDDINGS = {"penultimate": 200, "mean_pool": 753, "max_pool": 753}
-
-
-class TaggerWeightsMissing(RuntimeError):
-    """The musicnn wheel (which holds the trained weights) is not installed."""
-
-
-def musicnn_dir() -> Path:
-    """The installed musicnn package's folder, found without importing it (it imports TensorFlow)."""
-    spec = importlib.util.find_spec("musicnn")
-    if spec is None or not spec.submodule_search_locations:
-        raise TaggerWeightsMissing(f"the musicnn package (trained tagger weights) is not installed: {INSTALL_HINT}")
-    return Path(list(spec.submodule_search_locations)[0])
-
-
-def _known(name: str) -> str:
-    if name not in VOCABULARIES:
-        raise ValueError(f"unknown tagger {name!r}; known: {sorted(VOCABULARIES)}")
-    return name
-
-
-def checkpoint_prefix(name: str) -> str:
-    """The checkpoint prefix of the model ``name`` inside the musicnn wheel (its files are ``.index`` ...)."""
-    folder = musicnn_dir() / _known(name)
-    if not (folder / ".index").is_file():
-        raise TaggerWeightsMissing(f"{folder} holds no checkpoint: reinstall musicnn 0.1.0: {INSTALL_HINT}")
-    return str(folder) + "/"
 
 
 @contextlib.contextmanager
@@ -138,4 +110,4 @@ def _load_model(name: str) -> Musicnn:
 
 def load_tagger(name: str = "MTT_musicnn", threads: int = 1) -> Tagger:
     """The tagger ``name`` (``MTT_musicnn`` or ``MSD_musicnn``); its weights load once per process."""
-    return Tagger(name, _load_model(_known(name)), threads)
+    return Tagger(name, _load_model(known(name)), threads)

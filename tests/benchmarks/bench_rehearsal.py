@@ -46,8 +46,16 @@ SCALING_TARGET = {"two_vs_one": (">=", 1.9)}
 WORKERS = ("--direct_num_workers=2", "--direct_running_mode=multi_processing")
 
 
-def rehearse(out: Path, fraction: float, workers: tuple[str, ...] = WORKERS) -> dict:
-    """Prepare the rehearsal in ``out``, run the pipeline over it, and return the record."""
+def one_thread_env() -> dict[str, str]:
+    """The environment with one thread per numerical library: 2 vs 1 workers compares processes,
+    not a lone worker's extra library threads (as ``make bench`` sets it, whoever runs this)."""
+    from pipeline.beam_worker import THREAD_VARIABLES
+
+    return {**os.environ, **{name: "1" for name in THREAD_VARIABLES}}
+
+
+def rehearse(out: Path, fraction: float, workers: tuple[str, ...] = WORKERS, env: dict | None = None) -> dict:
+    """Prepare the rehearsal in ``out``, run the pipeline over it (in ``env``), and return the record."""
     from pipeline.rehearsal.__main__ import pipeline_command
 
     prep = measure([sys.executable, "-m", "pipeline.rehearsal", "--out", str(out), "--fraction", str(fraction)],
@@ -56,7 +64,7 @@ def rehearse(out: Path, fraction: float, workers: tuple[str, ...] = WORKERS) -> 
     rehearsal = json.loads((out / "rehearsal.json").read_text())
     cmd = pipeline_command(out, ("--no_progress", "--cache_dir", str(out / "cache"), *workers))
     log = out / "pipeline.log"
-    run = measure(cmd, cwd=ROOT, watch=[out], log=log)
+    run = measure(cmd, cwd=ROOT, env=env, watch=[out], log=log)
     assert run.returncode == 0, log.read_text()[-3000:]
     summary = json.loads((out / "run" / "run.json").read_text())
     policy = summary.get("split_policy", {})
@@ -68,6 +76,7 @@ def rehearse(out: Path, fraction: float, workers: tuple[str, ...] = WORKERS) -> 
         "pairs_by_policy": policy.get("pairs", {}), "songs_by_policy": policy.get("songs", {}),
         "images_by_policy": policy.get("images", {}),
         "failures_by_reason": summary["failures_by_reason"], "songs_phase_s": summary.get("songs_phase_s"),
+        "library_threads": (env or os.environ).get("OMP_NUM_THREADS"),  # None: the workers' own share of the cores
     }
 
 
@@ -103,7 +112,8 @@ def worker_scaling(two: dict, one: dict) -> dict:
            "wall_s": {"2": two["pipeline"]["wall_s"], "1": one["pipeline"]["wall_s"]},
            "songs_phase_s": {"2": two["songs_phase_s"], "1": one["songs_phase_s"]},
            "peak_rss_gb": {"2": two["pipeline"]["peak_rss_gb"], "1": one["pipeline"]["peak_rss_gb"]},
-           "two_vs_one": round(one["pipeline"]["wall_s"] / two["pipeline"]["wall_s"], 3)}
+           "two_vs_one": round(one["pipeline"]["wall_s"] / two["pipeline"]["wall_s"], 3),
+           "library_threads": {"2": two.get("library_threads"), "1": one.get("library_threads")}}
     if two["songs_phase_s"] and one["songs_phase_s"]:
         out["songs_phase_two_vs_one"] = round(one["songs_phase_s"] / two["songs_phase_s"], 3)
     out["targets"] = targets(out, SCALING_TARGET)
@@ -120,7 +130,7 @@ def _print_scaling(s: dict) -> None:
 @pytest.mark.skipif(SCALING_FRACTION <= 0, reason="BENCH_SCALING_FRACTION=0")
 def test_rehearsal_two_vs_one_workers():
     with tempfile.TemporaryDirectory() as base:
-        runs = [rehearse(Path(base) / f"w{n}", SCALING_FRACTION, workers_flags(n)) for n in (2, 1)]
+        runs = [rehearse(Path(base) / f"w{n}", SCALING_FRACTION, workers_flags(n), one_thread_env()) for n in (2, 1)]
     record = worker_scaling(*runs)
     write_record("rehearsal-scaling.json", record)
     _print_scaling(record)
@@ -168,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
             out = Path(f"{a.out}-w{n}")
             shutil.rmtree(out, ignore_errors=True)
             out.parent.mkdir(parents=True, exist_ok=True)
-            runs.append(rehearse(out, fractions[0], workers_flags(n)))
+            runs.append(rehearse(out, fractions[0], workers_flags(n), one_thread_env()))
             (out / "bench.json").write_text(json.dumps(runs[-1], indent=2) + "\n")
             _print(runs[-1])
         by_count = dict(zip(a.workers, runs))

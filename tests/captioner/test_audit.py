@@ -212,3 +212,36 @@ def test_what_a_caption_says_beyond_its_facts_is_counted(tmp_path):
     assert r["added_share"] == pytest.approx(1 / 4) and r["added"] == {"fan": 1, "favorite": 1}
     assert r["empty_sentence_share"] == pytest.approx(1 / 4)
     assert "saying what its facts do not | 0.25 (fan 1, favorite 1)" in (tmp_path / audit.MD_NAME).read_text()
+
+
+def test_an_audit_over_several_processes_equals_one_pass(tmp_path):
+    # Three shards of several row groups, captions that tie for the most common skeleton, two captioner
+    # ids and a fallback: the merge must keep one pass's counts and its order of ties.
+    captions = ["A calm piece in C major.", "A loud piece in D minor.", "Slow and calm, it rests in C major.",
+                "A calm kended piece in C major.", "A calm piece, a calm piece."]
+    folder = tmp_path / "run"
+    (folder / "data" / "music").mkdir(parents=True)
+    for shard in range(3):
+        rows = [_row(shard * 100 + i, captions[(i * (shard + 1)) % len(captions)],
+                     captioner=FALLBACK if i % 7 == 3 else TAGS) for i in range(40)]
+        cols = {k: [r.get(k) for r in rows] for k in audit.COLUMNS}
+        pq.write_table(pa.table(cols), folder / "data" / "music" / f"train-0000{shard}-of-00003.parquet", row_group_size=9)
+    (folder / "failures").mkdir()
+    pq.write_table(pa.table({"item_id": ["s-3", "s-103", "s-999"], "stage": ["caption"] * 3,
+                             "error_type": ["caption_non_word", "caption_forced_word", "caption_non_word"]}),
+                   folder / "failures" / "failures.parquet")
+    one = audit.audit(folder, processes=1)
+    assert one.fallbacks == {"clips": 2, "by_reason": {"caption_forced_word": 1, "caption_non_word": 1}, "missing": 1}
+    for processes in (2, 3):
+        assert audit.audit(folder, processes=processes).to_json() == one.to_json()
+    shards = sorted(folder.glob(audit.MUSIC_GLOB))
+    pieces = audit._slices(shards, 8)
+    assert len(pieces) == 8
+    assert [(p, g) for piece in pieces for p, gs in piece for g in gs] == [(str(s), g) for s in shards for g in range(5)]
+
+
+def test_the_audit_command_takes_a_process_count(tmp_path, capsys):
+    _write_run(tmp_path, [_row(0, "A calm piece in C major.")])
+    assert audit.main([str(tmp_path), "--processes", "2"]).captioners[TAGS]["captions"] == 1
+    with pytest.raises(SystemExit):
+        audit.main([str(tmp_path), "--processes", "0"])

@@ -190,7 +190,9 @@ def test_weights_load_once_per_process():
 
 
 def test_a_missing_wheel_says_how_to_install_it(monkeypatch):
-    monkeypatch.setattr(api.importlib.util, "find_spec", lambda name: None)
+    from captioner.tagger import weights
+
+    monkeypatch.setattr(weights.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(api.TaggerWeightsMissing, match=r"pip install --no-deps musicnn==0\.1\.0.*make"):
         api.checkpoint_prefix("MTT_musicnn")
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.portability import python_urns
@@ -10,6 +11,8 @@ from apache_beam.portability.api import beam_runner_api_pb2
 
 from pipeline import beam_worker, local_runner
 from pipeline.beam_options import beam_options
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_worker_command_shares_the_cores_among_workers():
@@ -61,3 +64,29 @@ def test_the_command_beam_would_run_is_still_the_one_we_replace():
 def test_the_worker_entry_point_has_help():
     proc = subprocess.run([sys.executable, "-m", "pipeline.beam_worker", "--help"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and "--library_threads" in proc.stdout
+
+
+def test_a_finished_worker_exits_without_waiting_for_its_threads_yet_runs_its_exit_handlers(tmp_path):
+    # A thread left running (as Beam's gRPC and pool threads are) would hold a normal exit for 60 s,
+    # past the timeout.
+    script = (
+        "import atexit, sys, threading, time\n"
+        f"atexit.register(lambda: open({str(tmp_path / 'cleaned')!r}, 'w').write('yes'))\n"
+        "threading.Thread(target=time.sleep, args=(60,)).start()\n"
+        "print('written', end='')\n"
+        "from pipeline.beam_worker import exit_now\n"
+        "exit_now()\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=50, cwd=ROOT)
+    assert proc.returncode == 0 and proc.stdout == "written", proc.stderr
+    assert (tmp_path / "cleaned").read_text() == "yes"
+
+
+def test_the_launcher_checks_the_taggers_without_importing_torch():
+    # torch costs the launcher seconds of start-up that every run pays; only workers need it.
+    script = ("import sys, pipeline.run\n"
+              "from pipeline.tagging import tagger_models\n"
+              "assert tagger_models('musicnn')\n"
+              "print(sorted(m for m in ('torch', 'transformers', 'tensorflow') if m in sys.modules))\n")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert proc.returncode == 0 and proc.stdout.strip() == "[]", proc.stderr

@@ -66,12 +66,12 @@ def test_tags_do_not_depend_on_the_callers_thread_count():
 
 
 def test_missing_weights_name_the_flag(monkeypatch):
-    from captioner.tagger import api
+    from captioner.tagger import weights
 
     def missing(name):
-        raise api.TaggerWeightsMissing("the musicnn package (trained tagger weights) is not installed")
+        raise weights.TaggerWeightsMissing("the musicnn package (trained tagger weights) is not installed")
 
-    monkeypatch.setattr(api, "checkpoint_prefix", missing)
+    monkeypatch.setattr(weights, "checkpoint_prefix", missing)
     with pytest.raises(ValueError, match="--tagger none"):
         tagging.tagger_models("musicnn")
     assert tagging.tagger_models("none") == ()
