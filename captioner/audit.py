@@ -378,8 +378,8 @@ Slice = list[tuple[str, list[int]]]  # (shard path, its row groups), in table or
 
 def _slices(shards: list[Path], pieces: int) -> list[Slice]:
     """The shards' row groups in table order, cut into at most ``pieces`` runs of similar row counts."""
-    groups = [(str(path), i, pq.ParquetFile(path).metadata.row_group(i).num_rows)
-              for path in shards for i in range(pq.ParquetFile(path).metadata.num_row_groups)]
+    metas = [(str(path), pq.read_metadata(path)) for path in shards]
+    groups = [(path, i, meta.row_group(i).num_rows) for path, meta in metas for i in range(meta.num_row_groups)]
     total = sum(n for *_, n in groups) or 1
     cut: list[Slice] = [[] for _ in range(max(1, min(pieces, len(groups))))]
     done = 0
