@@ -34,10 +34,10 @@ import pyarrow.parquet as pq
 
 from captioner import faithful, sense
 from captioner.content import CATEGORIES, from_row
+from captioner.cores import usable_cores
 from captioner.fallback import parse_captioner
 from captioner.grounding import ATTRIBUTES, KEY_PATTERN, content_claims, contradictions, forbidden, ground, mood_claims
 from captioner.vocab import all_phrases, phrase_pattern
-from pipeline.cores import usable_cores
 
 MUSIC_GLOB = "data/music/*.parquet"
 FAILURES_GLOBS = ("failures/*.parquet", "data/failures/*.parquet")

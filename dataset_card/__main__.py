@@ -10,7 +10,7 @@ from dataset_card.explore import ExploreError, explore
 from dataset_card.licences import LicenceError
 from dataset_card.publish import TokenError, publish
 from dataset_card.validate import ValidationError, validate
-from pipeline.cores import usable_cores
+from captioner.cores import usable_cores
 
 
 def build_parser() -> argparse.ArgumentParser:

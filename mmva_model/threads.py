@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
-from pipeline.cores import usable_cores as available_cores
+from captioner.cores import usable_cores as available_cores
 
 # Variables `accelerate launch` puts in the environment of every process it starts.
 ACCELERATE_MARKERS = ("ACCELERATE_MIXED_PRECISION", "ACCELERATE_DYNAMO_BACKEND")

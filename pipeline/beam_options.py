@@ -4,7 +4,7 @@ from __future__ import annotations
 from pipeline.beam_import import beam  # Beam without its harmless apitools warning
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 
-from pipeline.cores import usable_cores
+from captioner.cores import usable_cores
 
 LOCAL_DIRECT = ("DirectRunner", "SwitchingDirectRunner")
 WORKER_FLAGS = ("--direct_num_workers", "--direct_running_mode")

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from pipeline.cores import usable_cores
+from captioner.cores import usable_cores
 from tests.benchmarks.procmon import measure
 from tests.benchmarks.records import write_record
 

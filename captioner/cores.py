@@ -1,4 +1,6 @@
-"""How many cores this process may use: one answer for the pipeline, the trainer and the explorer."""
+"""How many cores this process may use: one answer for the pipeline, the captioner, the trainer and
+the explorer. It lives in the captioner, the package the others build on, because the captioning
+job also runs where the pipeline's dependencies (Beam) are not installed."""
 from __future__ import annotations
 
 import os
