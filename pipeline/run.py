@@ -18,10 +18,10 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from captioner.base import CaptionerConfig
+from captioner.cores import usable_cores
 from captioner.generation import extra_from_args
 from pipeline import graph, inputs, progress, summary
 from pipeline.beam_options import beam_options, static_workers
-from captioner.cores import usable_cores
 from pipeline.download import DownloadOptions
 from pipeline.inputs import InputSpec, Listed, input_specs
 from pipeline.local_runner import local_runner, uses_worker_processes
