@@ -49,9 +49,9 @@ WORKERS = ("--direct_num_workers=2", "--direct_running_mode=multi_processing")
 def one_thread_env() -> dict[str, str]:
     """The environment with one thread per numerical library: 2 vs 1 workers compares processes,
     not a lone worker's extra library threads (as ``make bench`` sets it, whoever runs this)."""
-    from pipeline.beam_worker import THREAD_VARIABLES
+    from tests.benchmarks.bench_pipeline import ONE_THREAD
 
-    return {**os.environ, **{name: "1" for name in THREAD_VARIABLES}}
+    return {**os.environ, **ONE_THREAD}
 
 
 def rehearse(out: Path, fraction: float, workers: tuple[str, ...] = WORKERS, env: dict | None = None) -> dict:
