@@ -8,7 +8,7 @@ reports per captioner id: diversity (unique share, distinct-1/2/3, vocabulary), 
 phrases, the share of the most common skeleton and opening (numbers, keys and vocabulary words
 masked), the share naming a genre, an instrument, a voice, grounding failures per attribute (the named
 genre, instruments and voice against the clip's tag probabilities too), self-contradictions, forbidden content, sense (words that
-are not English words, vocabulary words misused: :mod:`captioner.sense`), for captioners without
+are not English words, vocabulary words misused, facts stated twice in a sentence: :mod:`captioner.sense`), for captioners without
 ears what a caption says beyond the facts it was given (:mod:`captioner.faithful`: added words,
 sentences that state no fact) and where the mood words came from; and how many clips the fallback template captioned after a rejection (by reason), and
 how many caption failures have no row. Writes ``caption_audit.json`` and ``caption_audit.md`` and
@@ -61,6 +61,7 @@ class CaptionFlags:
     forbidden: tuple[str, ...]  # "lyrics", "singer", "instrument", "genre"
     non_words: tuple[str, ...] = ()  # words that are not English words (captioner.sense)
     misused: tuple[str, ...] = ()  # vocabulary words where English needs a noun: "noise of cleaning"
+    restated: tuple[str, ...] = ()  # facts written twice in one sentence: "Drum, a piece featuring drums"
     names: tuple[str, ...] = ()  # capitalised words inside a sentence: invented titles, bands
     added: tuple[str, ...] = ()  # words stating what the clip's facts do not (captioner.faithful)
     empty_sentences: tuple[str, ...] = ()  # sentences stating no fact
@@ -68,7 +69,7 @@ class CaptionFlags:
     @property
     def any(self) -> bool:
         return self.repeated_phrase or self.self_contradiction or bool(
-            self.grounding_failures or self.forbidden or self.non_words or self.misused or self.names
+            self.grounding_failures or self.forbidden or self.non_words or self.misused or self.restated or self.names
             or self.added or self.empty_sentences)
 
 
@@ -118,6 +119,7 @@ def flag_caption(caption: str, descriptors: dict | None, valence: float | None,
         forbidden=forbidden(text, hears_audio(captioner_id), tagged=bool(tags)),
         non_words=senseless.non_words,
         misused=senseless.misused,
+        restated=senseless.restated,
         names=() if hears_audio(captioner_id) else tuple(sense.invented_names(text)),
         added=strays.added if strays else (),
         empty_sentences=strays.empty if strays else (),
@@ -174,6 +176,8 @@ class _Tally:
     with_non_word: int = 0
     misused: Counter = field(default_factory=Counter)
     with_misused: int = 0
+    restated: Counter = field(default_factory=Counter)
+    with_restated: int = 0
     names: Counter = field(default_factory=Counter)
     with_name: int = 0
     naming: Counter = field(default_factory=Counter)  # category -> captions naming one
@@ -214,6 +218,8 @@ class _Tally:
         self.with_non_word += bool(senseless.non_words)
         self.misused.update(senseless.misused)
         self.with_misused += bool(senseless.misused)
+        self.restated.update(senseless.restated)
+        self.with_restated += bool(senseless.restated)
         names = () if hears else sense.invented_names(caption)
         self.names.update(names)
         self.with_name += bool(names)
@@ -274,6 +280,8 @@ class _Tally:
             "non_words": dict(self.non_words.most_common(TOP_WORDS)),
             "misused_share": self.with_misused / n,
             "misused": dict(self.misused.most_common(TOP_WORDS)),
+            "restated_share": self.with_restated / n,
+            "restated": dict(self.restated.most_common(TOP_WORDS)),
             "name_share": self.with_name / n,
             "names": dict(self.names.most_common(TOP_WORDS)),
             # of the captions whose facts could be read (None: none, e.g. a captioner with ears)
@@ -501,6 +509,8 @@ ROWS: tuple[tuple[str, Any], ...] = (
     ("forbidden content", lambda r: _counts(r["forbidden"])),
     ("with a non-English word", lambda r: _share_and_top(r["non_word_share"], r["non_words"])),
     ("with a vocabulary word misused", lambda r: _share_and_top(r["misused_share"], r["misused"])),
+    ("stating a fact twice in a sentence",
+     lambda r: _share_and_top(r.get("restated_share", 0.0), r.get("restated", {}))),
     ("with a name inside a sentence", lambda r: _share_and_top(r.get("name_share", 0.0), r.get("names", {}))),
     ("saying what its facts do not", lambda r: _share_and_top(r.get("added_share"), r.get("added", {}))),
     ("with a sentence stating no fact", lambda r: r.get("empty_sentence_share")),

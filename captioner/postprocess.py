@@ -2,7 +2,8 @@
 
 Order matters: cleaning (special tokens, prompt echo, trailing half-sentence) first, so the
 filters judge what would actually be written; then length, repetition, sense (words that are not
-English words, vocabulary words misused: :mod:`captioner.sense`) and grounding. The
+English words, vocabulary words misused, a fact stated twice in a sentence: :mod:`captioner.sense`)
+and grounding. The
 grounding check reads a caption with the words of :mod:`captioner.vocab` (the descriptor
 template's words), so the template's own captions always pass it.
 """
@@ -24,6 +25,7 @@ TOO_LONG = "caption_too_long"
 REPETITIVE = "caption_repetitive"
 NON_WORD = "caption_non_word"  # a word that is not English (captioner.sense)
 NONSENSE = "caption_nonsense"  # a vocabulary word where English needs a noun: "noise of cleaning"
+RESTATED = "caption_restated_fact"  # a fact word twice in one sentence: "Drum, a piece featuring drums"
 INVENTED_NAME = "caption_invented_name"  # a title, band or place inside a sentence (captioner.sense)
 DANGLING = "caption_dangling_word"  # a sentence ending in "of", "the", "until": broken off
 ADDED = "caption_adds_to_draft"  # a word stating what the draft does not (captioner.faithful)
@@ -133,6 +135,8 @@ def check(text: str, descriptors: dict[str, Any] | None, valence: float | None, 
         return Checked(None, NON_WORD, f"not English words: {', '.join(senseless.non_words)}: {text[:80]!r}")
     if senseless.misused:
         return Checked(None, NONSENSE, f"vocabulary misused: {'; '.join(senseless.misused)}: {text[:80]!r}")
+    if senseless.restated:
+        return Checked(None, RESTATED, f"states {', '.join(senseless.restated)} twice in a sentence: {text[:80]!r}")
     names = [] if hears_audio else sense.invented_names(text)
     if names:
         return Checked(None, INVENTED_NAME, f"names {', '.join(names)}, which it cannot know: {text[:80]!r}")

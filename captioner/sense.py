@@ -1,6 +1,7 @@
-"""Does a caption read as English? Words that are not English words, and vocabulary words misused.
+"""Does a caption read as English? Words that are not English words, vocabulary words misused, and
+facts stated twice in one sentence.
 
-Two offline checks, used by the post-processing (a caption that fails is rejected, retried, then
+Three offline checks, used by the post-processing (a caption that fails is rejected, retried, then
 replaced by the fallback) and counted by the audit:
 
 - **Non-words.** Every word must be an English word of `pyspellchecker`'s dictionary (MIT; about
@@ -27,10 +28,11 @@ import functools
 import re
 from dataclasses import dataclass
 
-from captioner.vocab import MOOD_LEXICON, NO_PULSE_PHRASES, SCALES, all_phrases
+from captioner.vocab import MOOD_LEXICON, NO_PULSE_PHRASES, SCALES, all_phrases, phrase_pattern
 
 NON_WORD = "non-word"
 MISUSED = "misused vocabulary"
+RESTATED = "restated"
 
 # Musical and recording words that the dictionary lacks (each checked against pyspellchecker 0.9),
 # among them the words of musicnn's MagnaTagATune and Million Song Dataset tags that it lacks.
@@ -71,14 +73,16 @@ class SenseCheck:
 
     non_words: tuple[str, ...]
     misused: tuple[str, ...]  # the offending phrases, as written
+    restated: tuple[str, ...] = ()  # fact words written twice in one sentence (their canonical form)
 
     @property
     def ok(self) -> bool:
-        return not (self.non_words or self.misused)
+        return not (self.non_words or self.misused or self.restated)
 
     def reasons(self) -> list[str]:
         return ([f"{NON_WORD}: {w!r}" for w in self.non_words]
-                + [f"{MISUSED}: {p!r}" for p in self.misused])
+                + [f"{MISUSED}: {p!r}" for p in self.misused]
+                + [f"{RESTATED}: {w!r}" for w in self.restated])
 
 
 @functools.cache
@@ -164,6 +168,80 @@ def misused_vocabulary(text: str) -> list[str]:
     return out
 
 
+# Words left out of the restated-fact check: pronouns (content.PERFORMER: "he ... his" is English),
+# and players and singing, which English names beside their instrument or voice ("a guitarist
+# plays an acoustic guitar", "a male vocalist sings in a high voice", "a choral piece for choir").
+_NOT_RESTATED = frozenset({"he", "his", "him", "she", "her", "drummer", "guitarist", "pianist", "singer", "singers",
+                           "vocalist", "vocalists", "singing", "sings", "sung", "voice", "voices", "vocal", "vocals",
+                           "choral", "operatic"})
+_SENTENCE = re.compile(r"(?<=[.!?])\s+")
+# Nouns of a part an instrument plays: before one, the instrument word names the part, so "a synth
+# bassline and a synth lead" names two parts, not the synth twice.
+_PARTS = frozenset("""
+    lead leads bassline basslines bass solo solos loop loops fill fills pad pads line lines melody melodies
+    chord chords riff riffs arpeggio arpeggios pattern patterns part parts hits roll rolls notes strums groove
+    grooves break breaks intro outro
+    """.split())
+
+
+@functools.cache
+def fact_words() -> dict[str, str]:
+    """One-word phrases of the facts a caption states -> the fact: content words and their synonyms
+    ("drum", "drums" -> "drums"), one-word band words of the measured scales ("loud" -> "loudness:
+    loud", which "moderately loud" holds too), mood words and "bpm". Content phrases of several words
+    are read whole (:func:`_fact_phrases`): their words alone ("new", "heavy", "rhythm") state nothing."""
+    from captioner import content
+
+    out: dict[str, str] = {}
+    for word in content.WORDS:
+        for phrase in word.phrases:
+            if " " not in phrase and phrase.lower() not in _NOT_RESTATED:
+                out.setdefault(phrase.lower(), word.phrase)
+    for name, scale in SCALES.items():
+        for band in scale.bands:
+            for phrase in band.phrases:
+                if " " not in phrase and "," not in phrase:
+                    out.setdefault(phrase.lower(), f"{name}: {band.phrases[0]}")
+    for mood in MOOD_LEXICON:
+        out.setdefault(mood.lower(), mood)
+    out["bpm"] = "BPM"
+    return out
+
+
+@functools.cache
+def _fact_phrases() -> tuple[re.Pattern, dict[str, str]]:
+    """Content phrases of several words, each read as one ("hard rock" and "progressive rock" are two
+    genres, not "rock" twice): their pattern, and each one's joined form -> its fact."""
+    from captioner import content
+
+    joined = {"_".join(p.lower().split()): w.phrase for w in content.WORDS for p in w.phrases
+              if " " in p and not set(p.lower().split()) & _NOT_RESTATED}
+    return phrase_pattern([j.replace("_", " ") for j in joined]), joined
+
+
+def fact_of(token: str) -> str | None:
+    """The fact a lower-case word states (plurals of the forms too), or None."""
+    facts = fact_words()
+    return facts.get(token) or _fact_phrases()[1].get(token) or (
+        facts.get(token[:-1]) if token.endswith("s") else None)
+
+
+def restated_words(text: str) -> list[str]:
+    """Facts written twice within one sentence of ``text`` (their canonical words), in order, each once."""
+    out: list[str] = []
+    for sentence in _SENTENCE.split(text or ""):
+        seen: set[str] = set()
+        joined = _fact_phrases()[0].sub(lambda m: "_".join(m.group(0).split()), sentence.lower())
+        tokens = [m.group(0).strip("-'’") for m in _TOKEN.finditer(joined)]
+        for token, after in zip(tokens, [*tokens[1:], ""]):
+            fact = None if after in _PARTS else fact_of(token)
+            if fact in seen and fact not in out:
+                out.append(fact)
+            if fact:
+                seen.add(fact)
+    return out
+
+
 # Capitalised words a caption may use inside a sentence: key names, units, and the vocabularies' own.
 _CAPITALS_OK = frozenset({"BPM", "I", "R&B", "Indian", "DJ", "MIDI", "EDM", "TV", "Hz", "kHz", "dB", "dBFS"})
 _KEY_LETTER = re.compile(r"^[A-G](?:#|b|♯|♭|-sharp|-flat)?(?:-major|-minor)?$")
@@ -193,8 +271,8 @@ def invented_names(text: str) -> list[str]:
 
 
 def check(text: str) -> SenseCheck:
-    """Both checks on one caption."""
-    return SenseCheck(tuple(non_words(text)), tuple(misused_vocabulary(text)))
+    """The three checks on one caption."""
+    return SenseCheck(tuple(non_words(text)), tuple(misused_vocabulary(text)), tuple(restated_words(text)))
 
 
 def nonsense_reasons(text: str) -> list[str]:

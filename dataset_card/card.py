@@ -275,6 +275,7 @@ _AUDIT_ROWS = (  # (row name, key in the audit's per-captioner record)
     ("most common opening (5 words, facts masked)", "top_opening_share"),
     ("with a grounding failure", "grounding_failure_share"), ("self-contradicting", "self_contradiction_share"),
     ("with a word that is not English", "non_word_share"), ("with a vocabulary word misused", "misused_share"),
+    ("stating a fact twice in a sentence", "restated_share"),
     ("mood words from", "mood_source"),
 )
 
@@ -290,8 +291,9 @@ def _caption_quality(audit: dict[str, Any]) -> str:
     fails = audit.get("caption_failures") or {}
     lines = ["Measured by `python -m captioner.audit` over every caption (grounding: each tempo, key, loudness, "
              "timbre, rhythm, texture and mood claim checked against the clip's descriptors and VA label; sense: "
-             "words that are not English words, and measured-attribute words put where English needs a noun, "
-             "as in \"noise of cleaning\").",
+             "words that are not English words, measured-attribute words put where English needs a noun, "
+             "as in \"noise of cleaning\", and a fact word written twice in one sentence, as in \"Drum, a piece "
+             "featuring drums\").",
              "", head, rows, "",
              "Rejected captions (failure rows of stage `caption`; each rejected clip is in the data with the "
              "fallback template's caption unless counted missing above): "

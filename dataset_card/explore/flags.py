@@ -1,6 +1,7 @@
 """Caption-report flags per clip, from the caption audit (``captioner.audit.flag_caption``).
 
-The page filters on three of them: a repeated phrase, a self-contradiction, a grounding failure.
+The page filters on three of them: a repeated phrase (a 3-word phrase, or a fact stated twice in a
+sentence), a self-contradiction, a grounding failure.
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from dataclasses import dataclass
 log = logging.getLogger(__name__)
 
 FLAG_NAMES = {  # page column -> what the filter says
-    "flag_repeated": "repeated phrase",
+    "flag_repeated": "repeated phrase or fact",
     "flag_contradiction": "contradiction",
     "flag_grounding": "grounding failure",
 }
@@ -21,7 +22,7 @@ FLAG_NAMES = {  # page column -> what the filter says
 class ClipFlags:
     """The flags of one clip as the page stores them."""
 
-    repeated: bool = False
+    repeated: bool = False  # a repeated 3-word phrase, or a fact stated twice in a sentence
     contradiction: bool = False
     grounding: tuple[str, ...] = ()  # attributes the caption gets wrong
 
@@ -50,5 +51,6 @@ def flag_clips(clips: list[dict], flag_caption) -> list[ClipFlags]:
             continue
         f = flag_caption(c["caption"], c.get("descriptors"), c.get("valence"), c.get("arousal"),
                          c.get("captioner") or "")
-        out.append(ClipFlags(bool(f.repeated_phrase), bool(f.self_contradiction), tuple(f.grounding_failures)))
+        repeated = bool(f.repeated_phrase or getattr(f, "restated", ()))  # older audits have no `restated`
+        out.append(ClipFlags(repeated, bool(f.self_contradiction), tuple(f.grounding_failures)))
     return out

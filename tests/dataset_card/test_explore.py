@@ -319,4 +319,4 @@ def test_caption_flags_from_the_caption_audit(run_dir):
                 for c in make_rows()[schema.MUSIC]]
     clips = page_data(r.page.read_text(encoding="utf-8"))["clips"]
     assert clips["flag_grounding"] == [bool(f.grounding_failures) for f in expected]
-    assert clips["flag_repeated"] == [f.repeated_phrase for f in expected]
+    assert clips["flag_repeated"] == [bool(f.repeated_phrase or f.restated) for f in expected]

@@ -6,7 +6,7 @@ const nowPlaying = document.getElementById("now-playing");
 if (kind === "clip") {
   const d = clips.data;
   const flags = [];
-  if (d.flag_repeated[i]) flags.push("repeated phrase");
+  if (d.flag_repeated[i]) flags.push("repeated phrase or fact");
   if (d.flag_contradiction[i]) flags.push("contradiction");
   if (d.flag_grounding[i]) flags.push("grounding failure: " + d.grounding[i]);
   const desc = descriptor_fields.map((f) => {
