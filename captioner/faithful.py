@@ -30,6 +30,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
+from captioner import once
+
 # Articles, pronouns, prepositions, conjunctions, auxiliaries and degree words: no claim in them.
 FUNCTION_WORDS = frozenset("""
     a an the this that these those it its it's itself they them their there here which who whose what while
@@ -262,6 +264,12 @@ class TokenWords:
         self.hyphens = torch.tensor(["-" in t and not (t.startswith(" ") and set(t.strip()) <= {"-"})
                                      for t in texts], dtype=torch.bool)
         self.bare_hyphens = [i for i, t in enumerate(texts) if t == "-"]
+        # Tokens that end a sentence, for the rule that states each fact once a sentence (captioner.once).
+        self.sentence_ends = [any(c in t for c in ".!?") for t in texts]
+        self.with_letters: dict[str, list[int]] = {}  # lower-case letters -> every alphabetic token spelling them
+        for i, letters in enumerate(self.letters):
+            if letters is not None:
+                self.with_letters.setdefault(letters, []).append(i)
         self.n = n
 
     def current_word(self, tokens: Sequence[int]) -> tuple[str, bool, int]:
@@ -399,10 +407,11 @@ class DraftWords:
     row is left as they left it: the word goes astray and the check rejects the caption.
     """
 
-    def __init__(self, prompt_len: int, words: TokenWords, rows: Sequence[WordRules]):
+    def __init__(self, prompt_len: int, words: TokenWords, rows: Sequence[WordRules], once: bool = True):
         self.prompt_len = prompt_len
         self.words = words
         self.rows = rows
+        self.once = once  # each fact once a sentence (captioner.once)
 
     def _compound_head(self, tokens: list[int], n: int, word: str, rules: WordRules) -> bool:
         """Whether a hyphen may follow: the compound written so far ("even", "hip") begins an allowed one."""
@@ -420,20 +429,32 @@ class DraftWords:
         for row, tokens in enumerate(input_ids[:, self.prompt_len:].tolist()):
             rules = self.rows[row]
             word, capitals, n = self.words.current_word(tokens)
+            stated = once.Stated(rules, once.stated_forms(once.sentence_words(self.words, tokens)) if self.once else ())
             ban = rules.banned_openers("") if not word else None
             complete = False
             if word:
                 before = self.words.current_word(tokens[:len(tokens) - n])[0] if rules.guarded else ""
-                keep = self.words.pieces(rules.next_strings(word, before), capitals)
-                complete = rules.complete(word, before)
+                strings = rules.next_strings(word, before)
+                if stated:
+                    strings = {s for s in strings if stated.leads_elsewhere(word + s, before)}
+                keep = self.words.pieces(strings, capitals)
+                complete = rules.complete(word, before) and word not in stated.forms
                 if not keep and not complete:
                     continue  # a word begun before the rules applied: no way on, so leave it be
                 if complete:  # may end here, or go on, or open an allowed word after a space
                     ban = (self.words.alpha & ~self.words.spaced) | rules.banned_openers(word)
+                    if self.once:
+                        stated = once.Stated(rules, stated.forms | once.stated_forms([word]))
                 else:
                     ban = torch.ones(self.words.n, dtype=torch.bool)
                 ban = ban | self.words.foreign
                 ban[keep] = False
+            if stated and (complete or not word):  # the next word may not lead only to a stated form
+                dead = [i for p in stated.dead_openers(word if complete else "")
+                        for i in self.words.with_letters.get(p, ()) if not word or self.words.spaced[i]]
+                if dead:
+                    ban = ban.clone()
+                    ban[dead] = True
             ban = ban | self.words.hyphens
             if complete and self._compound_head(tokens, n, word, rules):
                 ban[self.words.bare_hyphens] = False

@@ -3,7 +3,7 @@ deterministic template's caption, and the rejection is still reported.
 
 The `captioner` value of such a clip names both, in one convention written and read only here::
 
-    descriptor/none/template-v3+mood-labels (fallback from tags-llm/SmolLM2-135M-Instruct.Q4_1/draft-v3+mood-labels)
+    descriptor/none/template-v3+mood-labels (fallback from tags-llm/SmolLM2-135M-Instruct.Q4_1/draft-v4+mood-labels)
 
 that is ``"<template id> (fallback from <chosen captioner id>)"``; :func:`parse_captioner` splits
 it. A rescued :class:`~captioner.base.CaptionResult` carries the template's text *and* the chosen

@@ -109,6 +109,10 @@ def add_generation_flags(parser, prefix: str = "") -> None:
                         help="tags-llm: reject a caption with a word or a sentence that states what the clip's "
                              "facts do not, and keep such words out while decoding (default on; see "
                              "captioner.faithful). Recorded in the captioner id ('+loose') when off")
+    parser.add_argument(f"--{prefix}state_once", action=argparse.BooleanOptionalAction, default=None,
+                        help="tags-llm, with --hold_to_draft: while decoding, write each fact (a genre, an "
+                             "instrument, a scale or mood word, BPM) once a sentence at most (default on; see "
+                             "captioner.once). Recorded in the captioner id ('+restating') when off")
     parser.add_argument(f"--{prefix}forced_p", type=float, default=None, metavar="P",
                         help="tags-llm: reject a caption holding a token the model itself, before the decoding "
                              "rules, gave under probability P there: a word the rules forced, where sentences break "
@@ -124,7 +128,7 @@ def extra_from_args(args: argparse.Namespace, prefix: str = "") -> dict[str, Any
     """The flags of :func:`add_generation_flags` that were given, as ``CaptionerConfig.extra``."""
     keys = ("max_new_tokens", "min_new_tokens", "seed", "retries", "temperature", "top_p", "do_sample", "dtype",
             "trust_remote_code", "revision", "attn_implementation", "cache_implementation", "random_weights",
-            "mood", "constrain", "prompt_design", "content_boost", "hold_to_draft", "forced_p")
+            "mood", "constrain", "prompt_design", "content_boost", "hold_to_draft", "state_once", "forced_p")
     # `is not None`, not truthiness: --retries 0 and --seed 0 are real values.
     return {k: getattr(args, prefix + k) for k in keys if getattr(args, prefix + k, None) is not None}
 

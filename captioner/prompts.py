@@ -22,11 +22,14 @@ from captioner.vocab import SCALES, has_pulse, key_is_confident, mood_words, tem
 # confidently; examples that name what their tags hear. tags-v4: the same prompt, its answer held to
 # the facts given (captioner.faithful; "+loose" in the id when that is off). tags-v5: answers with a
 # word the decoding rules forced are rejected (captioner.forced; "+unforced" in the id when off).
-PROMPT_VERSION = "tags-v5"
+# tags-v6: a fact is stated once a sentence, while decoding (captioner.once; "+restating" when off)
+# and by the check (captioner.sense).
+PROMPT_VERSION = "tags-v6"
 # draft-v1: the descriptor template's caption, rewritten by the model (see draft_messages).
 # draft-v2: the same prompt, its answer held to the draft (captioner.faithful). draft-v3: answers
-# with a word the decoding rules forced are rejected (captioner.forced).
-DRAFT_PROMPT_VERSION = "draft-v3"
+# with a word the decoding rules forced are rejected (captioner.forced). draft-v4: each fact once a
+# sentence (captioner.once, captioner.sense).
+DRAFT_PROMPT_VERSION = "draft-v4"
 # audio-v2: the release's caption style (genre, instruments, performance, recording quality,
 # mood) with the measured facts the caption must not contradict. audio-v3: every fact the
 # descriptors support, and a style example free of timbre and loudness words (which the

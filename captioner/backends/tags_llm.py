@@ -165,6 +165,7 @@ class AnswerDecoding:
     constrain: bool = True  # keep each clip's banned phrases (captioner.constraints) out while decoding
     content_boost: float = 3.0  # logit added to the clip's content words until written (with constrain)
     hold_to_draft: bool = True  # no word or sentence beyond the clip's draft (captioner.faithful)
+    once: bool = True  # with hold_to_draft: each fact once a sentence (captioner.once)
     forced_p: float = FORCED_P  # reject an answer with a token the model gave under this (captioner.forced; 0: off)
 
     @classmethod
@@ -174,17 +175,19 @@ class AnswerDecoding:
         constrain = as_bool(extra.get("constrain", cls.constrain))
         boost = float(extra.get("content_boost", cls.content_boost))
         hold = as_bool(extra.get("hold_to_draft", cls.hold_to_draft))
+        once = as_bool(extra.get("state_once", cls.once))
         forced = float(extra.get("forced_p", cls.forced_p))
         if n < 0 or penalty < 1.0 or boost < 0:
             raise ValueError("no_repeat_ngram_size and content_boost must be >= 0 and repetition_penalty >= 1")
         if not 0 <= forced < 1:
             raise ValueError(f"forced_p must be in [0, 1), got {forced}")
-        return cls(n, penalty, constrain, boost, hold, forced)
+        return cls(n, penalty, constrain, boost, hold, once, forced)
 
     def id_suffix(self) -> str:
         """What the captioner id records of these settings where they differ from the defaults."""
         forced = "" if self.forced_p == FORCED_P else "+unforced" if self.forced_p == 0 else f"+forced{self.forced_p:g}"
-        return ("" if self.constrain else "+unconstrained") + ("" if self.hold_to_draft else "+loose") + forced
+        return (("" if self.constrain else "+unconstrained") + ("" if self.hold_to_draft else "+loose")
+                + ("" if self.once or not self.hold_to_draft else "+restating") + forced)
 
     def processors(self, prompt_len: int, banned: Sequence[Banned] | None = None,
                    words: tuple[TokenWords, Sequence[WordRules]] | None = None):
@@ -194,7 +197,7 @@ class AnswerDecoding:
         if banned is not None:
             steps.append(BannedPhrases(prompt_len, banned, self.content_boost))
         if words is not None:
-            steps.append(DraftWords(prompt_len, *words))
+            steps.append(DraftWords(prompt_len, *words, once=self.once))
         return LogitsProcessorList(steps)
 
 

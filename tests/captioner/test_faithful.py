@@ -95,13 +95,13 @@ def tokenizer(tmp_path_factory):
     return train_tokenizer(tmp_path_factory.mktemp("tok"), texts=[text] * 5, vocab_size=700)
 
 
-def _scores(tok, answer: str, draft: str):
+def _scores(tok, answer: str, draft: str, once: bool = True):
     import torch
 
     prompt = tok.encode("Draft:", add_special_tokens=False)
     ids = torch.tensor([prompt + tok.encode(answer, add_special_tokens=False)])
     words = TokenWords(tok)
-    proc = DraftWords(len(prompt), words, [WordRules.of(draft, words)])
+    proc = DraftWords(len(prompt), words, [WordRules.of(draft, words)], once=once)
     return proc(ids, torch.zeros(1, len(tok)))[0]
 
 
@@ -185,3 +185,44 @@ def test_a_hyphen_only_inside_a_compound_of_the_vocabulary(tokenizer):
     assert hyphen, "the test needs a bare hyphen token"
     assert _scores(tok, "It is even", DRAFT)[hyphen[0]] == 0  # even-keeled
     assert _scores(tok, "It is piano", "A piano piece.")[hyphen[0]] == float("-inf")  # no "piano-..." compound
+
+
+def test_a_fact_is_written_once_a_sentence(tokenizer):
+    tok = tokenizer
+    draft = "A piano piece, moderately loud."
+    piano, capital, loud = (tok.encode(w, add_special_tokens=False) for w in (" piano", " Piano", " loud"))
+    assert len(piano) == len(capital) == len(loud) == 1, "the test needs one-token words"
+    s = _scores(tok, "A piano piece with a", draft)
+    assert s[piano[0]] == float("-inf") and s[capital[0]] == float("-inf")
+    assert _scores(tok, "A piano piece with a", draft, once=False)[piano[0]] == 0
+    assert _scores(tok, "A piano piece. It is a", draft)[piano[0]] == 0  # a new sentence may name it again
+    assert _scores(tok, "It is a piano", draft)[_first(tok, ".")] == 0  # the first time it may end
+    # "loud" of "moderately loud" is stated: " loud" may still open "louder", but may not end there
+    end = _first(tok, ".")
+    assert _scores(tok, "It is moderately loud and", draft)[loud[0]] == 0
+    assert _scores(tok, "It is moderately loud and loud", draft)[end] == float("-inf")
+    assert _scores(tok, "It is moderately loud and loud", draft, once=False)[end] == 0
+
+
+def test_a_piece_that_leads_only_to_a_stated_fact_is_not_written(tokenizer):
+    tok = tokenizer
+    draft = "A harpsichord piece."
+    pieces = [tok.decode([i]) for i in tok.encode(" harpsichord", add_special_tokens=False)]
+    assert pieces[:3] == [" har", "ps", "ic"], "the test needs harpsichord in these pieces"
+    ic = tok.encode(" harpsic", add_special_tokens=False)[-1]
+    # "harps" is the harp's plural, so it may be written; "harpsic" leads to the stated harpsichord alone
+    assert _scores(tok, "A harpsichord piece with a har", draft)[_first(tok, "ps")] == 0
+    assert _scores(tok, "A harpsichord piece with a harps", draft)[ic] == float("-inf")
+    assert _scores(tok, "A harpsichord piece with a harps", draft, once=False)[ic] == 0
+
+
+def test_stating_once_is_a_setting_the_captioner_id_records(tiny_lm_dir):
+    from captioner.backends.tags_llm import AnswerDecoding
+
+    for value, suffix in (("true", ""), ("false", "+restating")):
+        cap = build(CaptionerConfig("tags-llm", str(tiny_lm_dir), {"state_once": value}))
+        assert cap.id.endswith("+mood-labels" + suffix)
+        words = cap._word_rules([_clip(0)], [cap._banned_phrases(_clip(0))])
+        draft_words = [p for p in cap.decoding.processors(3, None, words) if isinstance(p, DraftWords)]
+        assert [p.once for p in draft_words] == [value == "true"]
+    assert AnswerDecoding.from_extra({"state_once": False, "hold_to_draft": False}).id_suffix() == "+loose"

@@ -132,7 +132,7 @@ def test_tags_messages_shape():
     last = msgs[-1]["content"]
     assert "about 96 BPM" in last and "C major" in last and ", ".join(mood_words(V, A)) in last
     assert tags_for(D, V, A).tempo == "moderate tempo"
-    assert PROMPT_VERSION == "tags-v5"
+    assert PROMPT_VERSION == "tags-v6"
     no_mood = tags_messages(D, V, A, mood=False)
     assert all("mood:" not in m["content"] for m in no_mood)
     unsure = tags_messages(dict(D, beat_strength=1.5, key_strength=0.5), V, A)[-1]["content"]
