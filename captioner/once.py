@@ -50,10 +50,10 @@ def sentence_words(words: "TokenWords", tokens: Sequence[int]) -> list[str]:
 
 
 def stated_forms(sentence: Sequence[str]) -> frozenset[str]:
-    """The forms of every fact the words ``sentence`` state."""
+    """The forms of every fact the words ``sentence`` state, read as the check reads them ("hard
+    rock" states hard rock, not rock)."""
     forms = fact_forms()
-    facts = {sense.fact_of(w) for w in sentence} - {None}
-    return frozenset().union(*(forms[f] for f in facts if f in forms))
+    return frozenset().union(*(forms[f] for f in set(sense.facts_in(" ".join(sentence))) if f in forms))
 
 
 class Stated:

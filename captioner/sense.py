@@ -226,19 +226,23 @@ def fact_of(token: str) -> str | None:
         facts.get(token[:-1]) if token.endswith("s") else None)
 
 
+def facts_in(sentence: str) -> list[str]:
+    """The facts one sentence states, in order, once per mention; an instrument word before the part
+    it plays ("synth bassline") names the part, not the instrument."""
+    joined = _fact_phrases()[0].sub(lambda m: "_".join(m.group(0).split()), sentence.lower())
+    tokens = [m.group(0).strip("-'’") for m in _TOKEN.finditer(joined)]
+    facts = (None if after in _PARTS else fact_of(token) for token, after in zip(tokens, [*tokens[1:], ""]))
+    return [f for f in facts if f]
+
+
 def restated_words(text: str) -> list[str]:
     """Facts written twice within one sentence of ``text`` (their canonical words), in order, each once."""
     out: list[str] = []
     for sentence in _SENTENCE.split(text or ""):
-        seen: set[str] = set()
-        joined = _fact_phrases()[0].sub(lambda m: "_".join(m.group(0).split()), sentence.lower())
-        tokens = [m.group(0).strip("-'’") for m in _TOKEN.finditer(joined)]
-        for token, after in zip(tokens, [*tokens[1:], ""]):
-            fact = None if after in _PARTS else fact_of(token)
-            if fact in seen and fact not in out:
+        facts = facts_in(sentence)
+        for i, fact in enumerate(facts):
+            if fact in facts[:i] and fact not in out:
                 out.append(fact)
-            if fact:
-                seen.add(fact)
     return out
 
 

@@ -204,6 +204,14 @@ def test_a_fact_is_written_once_a_sentence(tokenizer):
     assert _scores(tok, "It is moderately loud and loud", draft, once=False)[end] == 0
 
 
+def test_the_rule_reads_stated_facts_as_the_check_does():
+    from captioner.once import stated_forms
+
+    assert {"drum", "drums", "rock", "rocks"} <= stated_forms("a rock piece with drums".split())
+    assert "rock" not in stated_forms("a hard rock and".split())  # "progressive rock" may follow
+    assert stated_forms("it feels warm and".split()) >= {"warm"} and not stated_forms("it is a".split())
+
+
 def test_a_piece_that_leads_only_to_a_stated_fact_is_not_written(tokenizer):
     tok = tokenizer
     draft = "A harpsichord piece."
