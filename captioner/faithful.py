@@ -429,7 +429,8 @@ class DraftWords:
         for row, tokens in enumerate(input_ids[:, self.prompt_len:].tolist()):
             rules = self.rows[row]
             word, capitals, n = self.words.current_word(tokens)
-            stated = once.Stated(rules, once.stated_forms(once.sentence_words(self.words, tokens)) if self.once else ())
+            sentence = once.sentence_words(self.words, tokens) if self.once else []
+            stated = once.Stated(rules, once.stated_forms(sentence))
             ban = rules.banned_openers("") if not word else None
             complete = False
             if word:
@@ -443,8 +444,8 @@ class DraftWords:
                     continue  # a word begun before the rules applied: no way on, so leave it be
                 if complete:  # may end here, or go on, or open an allowed word after a space
                     ban = (self.words.alpha & ~self.words.spaced) | rules.banned_openers(word)
-                    if self.once:
-                        stated = once.Stated(rules, stated.forms | once.stated_forms([word]))
+                    if self.once:  # the next word comes after this one
+                        stated = once.Stated(rules, once.stated_forms([*sentence, word]))
                 else:
                     ban = torch.ones(self.words.n, dtype=torch.bool)
                 ban = ban | self.words.foreign

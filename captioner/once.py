@@ -74,8 +74,7 @@ class Stated:
         if prefix not in self.prefixes:
             return True  # it begins no stated form: whatever it becomes is allowed
         key = (prefix, before)
-        if key not in self._memo:
-            self._memo[key] = False  # no cycles: each step makes the prefix longer
+        if key not in self._memo:  # each step makes the prefix longer, so the recursion ends
             self._memo[key] = (self.rules.complete(prefix, before) and prefix not in self.forms) or any(
                 self.leads_elsewhere(prefix + s, before) for s in self.rules.next_strings(prefix, before))
         return self._memo[key]
