@@ -51,6 +51,6 @@ def flag_clips(clips: list[dict], flag_caption) -> list[ClipFlags]:
             continue
         f = flag_caption(c["caption"], c.get("descriptors"), c.get("valence"), c.get("arousal"),
                          c.get("captioner") or "")
-        repeated = bool(f.repeated_phrase or getattr(f, "restated", ()))  # older audits have no `restated`
-        out.append(ClipFlags(repeated, bool(f.self_contradiction), tuple(f.grounding_failures)))
+        out.append(ClipFlags(bool(f.repeated_phrase or f.restated), bool(f.self_contradiction),
+                             tuple(f.grounding_failures)))
     return out

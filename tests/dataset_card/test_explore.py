@@ -295,7 +295,7 @@ def fake_flag(caption, descriptors, valence, arousal, captioner_id=""):
     """A stand-in for captioner.audit.flag_caption with known answers on make_rows()'s clips."""
     wrong = ("tempo",) if descriptors and descriptors["tempo_bpm"] > 91.5 else ()
     return SimpleNamespace(repeated_phrase="number 0" in caption, self_contradiction="number 3" in caption,
-                           grounding_failures=wrong, forbidden=())
+                           grounding_failures=wrong, forbidden=(), restated=("drums",) if "number 1" in caption else ())
 
 
 def test_caption_flags_reach_the_page_columns(run_dir, monkeypatch):
@@ -303,7 +303,7 @@ def test_caption_flags_reach_the_page_columns(run_dir, monkeypatch):
     monkeypatch.setattr(F, "audit_function", lambda: fake_flag)
     text = explore(run_dir).page.read_text(encoding="utf-8")
     clips = page_data(text)["clips"]
-    assert clips["flag_repeated"] == [True, True] + [False] * 6
+    assert clips["flag_repeated"] == [True] * 4 + [False] * 4  # a repeated phrase (number 0), a restated fact (1)
     assert clips["flag_contradiction"] == [False] * 6 + [True] * 2
     assert clips["grounding"] == [""] * 4 + ["tempo"] * 4
     assert F.flag_clips([{"caption": None}], fake_flag) == [F.ClipFlags()]

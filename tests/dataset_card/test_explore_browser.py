@@ -97,8 +97,9 @@ def test_filters_change_the_row_count(browser, rows):
     # caption-report flags: clips with any of the ticked flags
     flagged = [fake_flag(r["caption"], r["descriptors"], r["valence"], r["arousal"]) for r in rows[schema.MUSIC]]
     boxes = browser.execute_script(f"return {VIEW.format('flag_filter')}.shadow_el.querySelectorAll('input')")
-    for box, expected in ((boxes[0], sum(f.repeated_phrase for f in flagged)),
-                          (boxes[1], sum(f.repeated_phrase or f.self_contradiction for f in flagged))):
+    repeated = [bool(f.repeated_phrase or f.restated) for f in flagged]  # a phrase, or a fact, said twice
+    for box, expected in ((boxes[0], sum(repeated)),
+                          (boxes[1], sum(r or f.self_contradiction for r, f in zip(repeated, flagged)))):
         box.click()
         wait_for(browser, f"{MODEL.format('clip_points')}.view.indices.count === {expected}")
         assert shown_clips(browser) == (expected, expected) and 0 < expected < len(rows[schema.MUSIC])
