@@ -151,16 +151,18 @@ def test_sense_flags_per_caption():
     f = flag_caption("A light, composed tone with a moderate tempo and noise of cleaning; the mood is neutral.",
                      None, None, None, TAGS)
     assert f.misused == ("noise of cleaning",) and f.non_words == () and f.any
+    f = flag_caption("Drum, a piece featuring drums at a lively tempo.", None, None, None, TAGS)
+    assert f.restated == ("drums",) and f.non_words == f.misused == () and f.any
 
 
 FALLBACK = f"descriptor/none/template-v2+mood-labels (fallback from {TAGS})"
 
 
-def test_audit_counts_non_words_misuse_and_fallbacks(tmp_path):
+def test_audit_counts_non_words_misuse_restatements_and_fallbacks(tmp_path):
     rows = [_row(0, "A calm piece in C major, kended and perscussive."),
             _row(1, "A calm kended piece in C major."),
             _row(2, "A calm piece in C major with a moderate noise of clean."),
-            _row(3, "A calm piece in C major at a moderate tempo."),
+            _row(3, "A calm piece in C major at a moderate tempo, calm."),
             _row(4, "A calm piece in C major at a moderate tempo of about 96 BPM.", captioner=FALLBACK),
             _row(5, "A calm, relaxed piece in C major at a moderate tempo of about 96 BPM.", captioner=FALLBACK)]
     _write_run(tmp_path, rows, failures=[("s-4", "caption", "caption_non_word"), ("s-5", "caption", "caption_nonsense"),
@@ -169,7 +171,9 @@ def test_audit_counts_non_words_misuse_and_fallbacks(tmp_path):
     r = result.captioners[TAGS]
     assert r["non_word_share"] == pytest.approx(2 / 4) and r["non_words"] == {"kended": 2, "perscussive": 1}
     assert r["misused_share"] == pytest.approx(1 / 4) and r["misused"] == {"noise of clean": 1}
-    assert r["flagged_share"] == pytest.approx(3 / 4)
+    assert r["restated_share"] == pytest.approx(1 / 4) and r["restated"] == {"calm": 1}
+    assert r["flagged_share"] == pytest.approx(4 / 4)
+    assert "| stating a fact twice in a sentence | 0 | 0.25 (calm 1) |" in audit.markdown(result)  # fallback, LLM
     fb = result.captioners[FALLBACK]  # the template's captions: audited as the template's
     assert (fb["captions"], fb["non_word_share"], fb["misused_share"], fb["mood_source"]) == (2, 0.0, 0.0, "labels")
     assert fb["hears_audio"] is False

@@ -121,7 +121,8 @@ def test_template_captions_naming_each_content_word_pass():
         assert word.phrase.lower() in text.lower() and sense.nonsense_reasons(text) == [], text
 
 
-# SmolLM2 wrote these on the real game-soundtrack tracks (docs/captioner.md), each passing every other check.
+# SmolLM2 wrote the first seven (some shortened) on the real game-soundtrack tracks (docs/captioner.md), each
+# passing every other check; the last holds a band word inside a longer phrase.
 RESTATED = [
     ("Drum, a piece featuring drums that moves at a lively tempo of about 113 BPM.", ["drums"]),
     ("An ambient piece in ambient music, moderately loud and dark.", ["ambient"]),
